@@ -1,0 +1,46 @@
+//! The CLI layer: turns arguments into library calls and results into text.
+
+pub mod args;
+mod connect;
+mod sim;
+mod whoami;
+
+use std::process::ExitCode;
+
+use args::{Cli, Command, SimCommand};
+
+fn init_logging(verbose: u8, no_color: bool) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "osci=info,warn",
+        _ => "osci=debug,info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OSCI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(!no_color && std::env::var_os("NO_COLOR").is_none())
+        .init();
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    init_logging(cli.verbose, cli.no_color);
+    let result = match cli.command {
+        Command::Whoami { json } => whoami::run(json).await,
+        Command::Sim {
+            command: SimCommand::Serve(args),
+        } => sim::serve_command(args).await,
+        Command::Version => {
+            println!("osci {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

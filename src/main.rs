@@ -1,0 +1,10 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    cli::run(cli::args::Cli::parse()).await
+}
