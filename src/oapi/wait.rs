@@ -101,13 +101,15 @@ where
 type Fetch<T> =
     Arc<dyn Fn(Vec<String>) -> BoxFuture<'static, Result<HashMap<String, T>, Error>> + Send + Sync>;
 type Shared<T> = Option<Arc<Result<HashMap<String, T>, Error>>>;
+/// The ids of the batch being gathered, and where its result will appear.
+type Pending<T> = Arc<Mutex<Option<(BTreeSet<String>, watch::Receiver<Shared<T>>)>>>;
 
 /// Coalesces reads of one kind: ids asked for within `window` of each other
 /// are fetched by one call, and every asker gets its own resource back.
 pub struct Batcher<T> {
     fetch: Fetch<T>,
     window: Duration,
-    pending: Arc<Mutex<Option<(BTreeSet<String>, watch::Receiver<Shared<T>>)>>>,
+    pending: Pending<T>,
 }
 
 impl<T: Clone + Send + Sync + 'static> Batcher<T> {

@@ -36,7 +36,7 @@ impl Lockouts {
     fn failed(&mut self, access_key: &str, now: Millis) {
         let entry = self.keys.entry(access_key.to_string()).or_insert((0, 0));
         entry.0 += 1;
-        if entry.0 % FAILURES_BEFORE_LOCK == 0 {
+        if entry.0.is_multiple_of(FAILURES_BEFORE_LOCK) {
             // One more minute for every four failures, ten at most.
             let minutes = i64::from(entry.0 / FAILURES_BEFORE_LOCK).min(10);
             entry.1 = now + minutes * 60_000;

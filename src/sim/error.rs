@@ -62,9 +62,10 @@ impl SimError {
         )
     }
 
-    /// A parameter the operation does not have, or a body that is not JSON.
+    /// A parameter the operation does not have, or a body that is not JSON
+    /// (4045 invalid-parameter).
     pub fn invalid_parameter(details: impl Into<String>) -> Self {
-        Self::new(400, "3001", "InvalidParameter", details)
+        Self::new(400, "4045", "InvalidParameterValue", details)
     }
 
     pub fn missing_parameter(name: &str) -> Self {
@@ -76,8 +77,10 @@ impl SimError {
         )
     }
 
+    /// 4047 invalid-parameter-value; [`SimError::invalid_code`] for the
+    /// more precise codes of the gateway's table.
     pub fn invalid_value(details: impl Into<String>) -> Self {
-        Self::new(400, "4000", "InvalidParameterValue", details)
+        Self::new(400, "4047", "InvalidParameterValue", details)
     }
 
     pub fn invalid_code(code: &'static str, details: impl Into<String>) -> Self {
@@ -103,9 +106,9 @@ impl SimError {
     }
 
     /// The resource is used by another one (an image uses the snapshot, a VM
-    /// the security group, a VM the volume).
+    /// the security group, a VM the volume): HTTP 424, as documented.
     pub fn dependency(details: impl Into<String>) -> Self {
-        Self::new(409, "1000", "DependencyProblem", details)
+        Self::new(424, "1000", "DependencyProblem", details)
     }
 
     pub fn quota(code: &'static str, details: impl Into<String>) -> Self {

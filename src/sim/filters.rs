@@ -69,6 +69,25 @@ pub fn any_wildcard(filter: &Option<Vec<String>>, value: &str) -> bool {
         .is_none_or(|f| f.iter().any(|p| wildcard(p, value)))
 }
 
+/// Ids in a filter must at least look like ids of their kind
+/// (`prefix-` and hex digits): a malformed one is an error (4105), an
+/// unknown well-formed one simply matches nothing.
+pub fn well_formed(ids: &Option<Vec<String>>, prefix: &str) -> SimResult<()> {
+    for id in ids.iter().flatten() {
+        let ok = id
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|hex| hex.len() >= 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !ok {
+            return Err(SimError::invalid_code(
+                "4105",
+                format!("`{id}` is not a well-formed {prefix}- id"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `TagKeys`: has one of the keys; `TagValues`: has one of the values;
 /// `Tags` (`KEY=VALUE`): has one of the pairs.
 pub fn tags(filter: &impl TagFilter, tags: Option<&BTreeMap<String, String>>) -> bool {

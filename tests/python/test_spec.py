@@ -44,6 +44,7 @@ class CallFailed(Exception):
 class Call:
     def __init__(self, who, op, params, status, body):
         self.who, self.op, self.params, self.status, self.body = who, op, params, status, body
+        self.expected_error = None
 
     def __repr__(self):
         body = json.dumps(self.body)
@@ -62,6 +63,20 @@ class Scenario:
         self.ctx = {}
 
     def call(self, op, who="main", **params):
+        call = self._send(op, who, params)
+        if call.status != 200:
+            raise CallFailed(repr(call))
+        return call.body
+
+    def refused(self, op, why, who="main", **params):
+        """A call the API must refuse (dependency, conflict, state): 4xx."""
+        call = self._send(op, who, params)
+        call.expected_error = why
+        if not 400 <= call.status < 500:
+            raise AssertionError(f"expected a 4xx refusal ({why}), got {call!r}")
+        return call
+
+    def _send(self, op, who, params):
         problems = self.spec.request_errors(op, params)
         if problems:
             raise RequestSpecViolation(f"request for {op} violates the spec: {problems}")
@@ -77,9 +92,7 @@ class Scenario:
                 body = {"_raw": err.response.text}
         call = Call(who, op, params, status, body)
         self.calls.append(call)
-        if status != 200:
-            raise CallFailed(repr(call))
-        return body
+        return call
 
     def poll(self, op, key, filter_name, rid, done, what):
         def read():
@@ -128,6 +141,7 @@ def _run_scenario(sc, sim, account2):
         kp = call("CreateKeypair", KeypairName=name)["Keypair"]
         assert kp["KeypairName"] == name
         ctx["keypair"] = name
+        sc.refused("CreateKeypair", "the name is taken", KeypairName=name)
         listed = call("ReadKeypairs", Filters={"KeypairNames": [name]})["Keypairs"]
         assert [k["KeypairName"] for k in listed] == [name]
 
@@ -159,6 +173,9 @@ def _run_scenario(sc, sim, account2):
         subnet_id = subnet["SubnetId"]
         assert subnet_id.startswith("subnet-")
         ctx["subnet"] = subnet_id
+        sc.refused("CreateSubnet", "overlaps an existing subnet", NetId=net_id,
+                   IpRange="10.0.1.0/25", SubregionName=SUBREGION)
+        sc.refused("DeleteNet", "the Net still has a subnet", NetId=net_id)
         s = sc.poll("ReadSubnets", "Subnets", "SubnetIds", subnet_id,
                     lambda s: s["State"] == "available", f"subnet {subnet_id} available")
         assert (s["NetId"], s["SubregionName"], s["IpRange"]) == (net_id, SUBREGION, "10.0.1.0/24")
@@ -178,6 +195,8 @@ def _run_scenario(sc, sim, account2):
         assert v["Placement"]["SubregionName"] == SUBREGION
         states = call("ReadVmsState", Filters={"VmIds": [vm_id]})["VmStates"]
         assert [(s["VmId"], s["VmState"]) for s in states] == [(vm_id, "running")]
+        if "sg" in ctx:
+            sc.refused("DeleteSecurityGroup", "a VM uses the group", SecurityGroupId=ctx["sg"])
         assert call("ReadConsoleOutput", VmId=vm_id)["VmId"] == vm_id
         assert call("ReadAdminPassword", VmId=vm_id)["VmId"] == vm_id
 
@@ -194,6 +213,9 @@ def _run_scenario(sc, sim, account2):
                     and all(l["State"] == "attached" for l in v.get("LinkedVolumes", [])),
                     f"volume {vol_id} in-use/attached")
         assert [(l["VmId"], l["DeviceName"]) for l in v["LinkedVolumes"]] == [(ctx["vm"], "/dev/xvdb")]
+        sc.refused("DeleteVolume", "the volume is linked to a VM", VolumeId=vol_id)
+        sc.refused("LinkVolume", "the volume is already linked", VolumeId=vol_id,
+                   VmId=ctx["vm"], DeviceName="/dev/xvdc")
         call("UnlinkVolume", VolumeId=vol_id)
         v = sc.poll("ReadVolumes", "Volumes", "VolumeIds", vol_id,
                     lambda v: v["State"] == "available", f"volume {vol_id} available again")
@@ -268,6 +290,8 @@ def _run_scenario(sc, sim, account2):
                       lambda i: i["State"] == "available", f"image {image_id} available")
         ctx["image_snapshots"] = [b["Bsu"]["SnapshotId"] for b in img["BlockDeviceMappings"] if "Bsu" in b]
         assert ctx["image_snapshots"]
+        sc.refused("DeleteSnapshot", "the snapshot backs an image", SnapshotId=ctx["image_snapshots"][0])
+        sc.refused("CreateImage", "the image name is taken", VmId=vm_id, ImageName=f"osci-spec-{run}")
         upd = call("UpdateImage", ImageId=image_id,
                    PermissionsToLaunch={"Additions": {"AccountIds": [account2]}})["Image"]
         assert upd["PermissionsToLaunch"]["AccountIds"] == [account2]
@@ -377,6 +401,28 @@ def test_response_matches_spec(scenario, spec, op):
         for e, (c, n) in violations.items():
             lines.append(f"- {e}  [{n} answer(s)]\n    e.g. {c!r}")
         pytest.fail("\n".join(lines), pytrace=False)
+
+
+def test_refusals_are_error_responses(scenario, spec):
+    """The scenario's refused calls (dependencies, conflicts) answer an
+    ErrorResponse body with a known code/type pairing."""
+    refused = [c for c in scenario.calls if c.expected_error]
+    assert refused, "the scenario made no refused call: " + _failures_text(scenario)
+    types = _gateway_error_types()
+    problems = []
+    for c in refused:
+        errs = spec.errors("#/components/schemas/ErrorResponse", c.body)
+        errors = c.body.get("Errors") or []
+        if not errors:
+            errs.append("Errors is empty")
+        for e in errors:
+            code = e.get("Code")
+            if code in types and e.get("Type") != types[code]:
+                errs.append(f"Code {code} has Type {e.get('Type')!r}, the SDK's table says {types[code]!r}")
+        if errs:
+            problems.append(f"- {c.op} ({c.expected_error}): {c!r}\n    " + "\n    ".join(errs))
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 def test_scenario_outcomes(scenario):

@@ -202,13 +202,14 @@ pub fn create(ctx: &mut Ctx<'_>, req: CreateImageRequest) -> SimResult<ImageResp
         }
         image.root_device_name = vm.root_device_name.clone();
         image.architecture = vm.architecture.clone().or(image.architecture);
-        if vm.state == "running" && req.no_reboot != Some(true) {
-            if let Some(rec) = ctx.world.vms.get_mut(vm_id) {
-                rec.console.push(format!(
-                    "[{}] rebooted for CreateImage {image_id}",
-                    iso(now)
-                ));
-            }
+        if vm.state == "running"
+            && req.no_reboot != Some(true)
+            && let Some(rec) = ctx.world.vms.get_mut(vm_id)
+        {
+            rec.console.push(format!(
+                "[{}] rebooted for CreateImage {image_id}",
+                iso(now)
+            ));
         }
     } else if let Some(source) = source {
         if req.source_region_name.as_deref() != Some(ctx.world.region.as_str()) {
@@ -333,6 +334,7 @@ fn matches(world: &World, i: &Image, f: &FiltersImage) -> bool {
 
 pub fn read(ctx: &mut Ctx<'_>, req: ReadImagesRequest) -> SimResult<ReadImagesResponse> {
     let f = req.filters.unwrap_or_default();
+    filters::well_formed(&f.image_ids, "ami")?;
     let images: Vec<Image> = ctx
         .world
         .images

@@ -13,9 +13,10 @@ fn check_prefix(name: &str, len: u8) -> SimResult<()> {
     if (16..=28).contains(&len) {
         Ok(())
     } else {
-        Err(SimError::invalid_value(format!(
-            "{name} must be a /16 to /28 block, not /{len}"
-        )))
+        Err(SimError::invalid_code(
+            "4015",
+            format!("{name} must be a /16 to /28 block, not /{len}"),
+        ))
     }
 }
 
@@ -41,7 +42,7 @@ pub fn create_net(ctx: &mut Ctx<'_>, req: CreateNetRequest) -> SimResult<NetResp
         >= NET_QUOTA
     {
         return Err(SimError::quota(
-            "10004",
+            "10022",
             format!("the account may keep {NET_QUOTA} Nets"),
         ));
     }
@@ -158,7 +159,7 @@ pub fn create_subnet(ctx: &mut Ctx<'_>, req: CreateSubnetRequest) -> SimResult<S
         let (b, l) = parse_cidr("IpRange", &s.subnet.ip_range)?;
         if inside(base, len, b, l) || inside(b, l, base, len) {
             return Err(SimError::conflict(
-                "9010",
+                "9058",
                 format!(
                     "IpRange {} overlaps subnet {}",
                     req.ip_range, s.subnet.subnet_id
@@ -169,9 +170,10 @@ pub fn create_subnet(ctx: &mut Ctx<'_>, req: CreateSubnetRequest) -> SimResult<S
     let subregions = ctx.world.subregions();
     let subregion = req.subregion_name.unwrap_or_else(|| subregions[0].clone());
     if !subregions.contains(&subregion) {
-        return Err(SimError::invalid_value(format!(
-            "SubregionName `{subregion}` does not exist"
-        )));
+        return Err(SimError::invalid_code(
+            "4081",
+            format!("SubregionName `{subregion}` does not exist"),
+        ));
     }
     let id = ctx.world.new_id(Kind::Subnet);
     let subnet = Subnet {

@@ -23,7 +23,7 @@ pub fn create(ctx: &mut Ctx<'_>, _req: CreatePublicIpRequest) -> SimResult<Creat
         .count();
     if owned >= PUBLIC_IP_QUOTA {
         return Err(SimError::quota(
-            "10028",
+            "10011",
             format!("the account may keep {PUBLIC_IP_QUOTA} public IPs"),
         ));
     }
@@ -90,7 +90,7 @@ pub fn link(ctx: &mut Ctx<'_>, req: LinkPublicIpRequest) -> SimResult<LinkPublic
         && !req.allow_relink.unwrap_or(!in_net)
     {
         return Err(SimError::conflict(
-            "9029",
+            "9000",
             format!("public IP {id} is linked to {other}; set AllowRelink to move it"),
         ));
     }

@@ -86,7 +86,7 @@ pub fn create(
     }
     if groups.count() >= GROUP_QUOTA {
         return Err(SimError::quota(
-            "10032",
+            "10038",
             format!("the account may keep {GROUP_QUOTA} security groups"),
         ));
     }

@@ -145,6 +145,7 @@ fn matches(world: &World, s: &Snapshot, f: &FiltersSnapshot) -> bool {
 
 pub fn read(ctx: &mut Ctx<'_>, req: ReadSnapshotsRequest) -> SimResult<ReadSnapshotsResponse> {
     let f = req.filters.unwrap_or_default();
+    filters::well_formed(&f.snapshot_ids, "snap")?;
     let snapshots: Vec<Snapshot> = ctx
         .world
         .snapshots

@@ -1,7 +1,5 @@
 //! Tags on every taggable kind, kept in one table.
 
-use std::collections::BTreeMap;
-
 use super::{Ctx, check_len};
 use crate::oapi::model::*;
 use crate::sim::error::{Kind, SimError, SimResult};
@@ -44,11 +42,7 @@ pub fn create(ctx: &mut Ctx<'_>, req: CreateTagsRequest) -> SimResult<EmptyRespo
         }
     }
     for id in &req.resource_ids {
-        let entry = ctx
-            .world
-            .tags
-            .entry(id.clone())
-            .or_insert_with(BTreeMap::new);
+        let entry = ctx.world.tags.entry(id.clone()).or_default();
         for t in &req.tags {
             entry.insert(t.key.clone(), t.value.clone());
         }

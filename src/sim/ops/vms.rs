@@ -259,16 +259,22 @@ pub fn create(ctx: &mut Ctx<'_>, req: CreateVmsRequest) -> SimResult<CreateVmsRe
         &subnet,
     ) {
         (Some(s), _) if !subregions.contains(&s) => {
-            return Err(SimError::invalid_value(format!(
-                "Placement.SubregionName `{s}` is not one of {}",
-                subregions.join(", ")
-            )));
+            return Err(SimError::invalid_code(
+                "4081",
+                format!(
+                    "Placement.SubregionName `{s}` is not one of {}",
+                    subregions.join(", ")
+                ),
+            ));
         }
         (Some(s), Some(sub)) if s != sub.subregion_name => {
-            return Err(SimError::invalid_value(format!(
-                "subnet {} is in {}, not {s}",
-                sub.subnet_id, sub.subregion_name
-            )));
+            return Err(SimError::conflict(
+                "9071",
+                format!(
+                    "subnet {} is in {}, not {s}",
+                    sub.subnet_id, sub.subregion_name
+                ),
+            ));
         }
         (_, Some(sub)) => sub.subregion_name.clone(),
         (Some(s), None) => s,
@@ -485,7 +491,7 @@ fn subnet_address(world: &World, subnet: &Subnet) -> SimResult<String> {
         .find(|ip| !used.contains(&ip.as_str()))
         .ok_or_else(|| {
             SimError::quota(
-                "10023",
+                "10021",
                 format!("subnet {} has no free address", subnet.subnet_id),
             )
         })
@@ -545,6 +551,7 @@ fn state_code(state: &str) -> i64 {
 
 pub fn read(ctx: &mut Ctx<'_>, req: ReadVmsRequest) -> SimResult<ReadVmsResponse> {
     let f = req.filters.unwrap_or_default();
+    filters::well_formed(&f.vm_ids, "i")?;
     let vms: Vec<Vm> = ctx
         .world
         .vms

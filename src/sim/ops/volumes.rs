@@ -31,11 +31,14 @@ pub fn create(ctx: &mut Ctx<'_>, req: CreateVolumeRequest) -> SimResult<VolumeRe
     }
     let subregions = ctx.world.subregions();
     if !subregions.contains(&req.subregion_name) {
-        return Err(SimError::invalid_value(format!(
-            "SubregionName `{}` is not one of {}",
-            req.subregion_name,
-            subregions.join(", ")
-        )));
+        return Err(SimError::invalid_code(
+            "4081",
+            format!(
+                "SubregionName `{}` is not one of {}",
+                req.subregion_name,
+                subregions.join(", ")
+            ),
+        ));
     }
     let snapshot_size = match &req.snapshot_id {
         Some(id) => {
@@ -148,6 +151,7 @@ fn matches(world: &World, v: &Volume, f: &FiltersVolume) -> bool {
 
 pub fn read(ctx: &mut Ctx<'_>, req: ReadVolumesRequest) -> SimResult<ReadVolumesResponse> {
     let f = req.filters.unwrap_or_default();
+    filters::well_formed(&f.volume_ids, "vol")?;
     let volumes: Vec<Volume> = ctx
         .world
         .volumes
@@ -201,19 +205,25 @@ pub fn link(ctx: &mut Ctx<'_>, req: LinkVolumeRequest) -> SimResult<EmptyRespons
         ));
     }
     if vm_subregion.as_deref() != Some(volume.subregion_name.as_str()) {
-        return Err(SimError::invalid_value(format!(
-            "volume {} is in {} and VM {} in {}: they must be in the same subregion",
-            volume.volume_id,
-            volume.subregion_name,
-            req.vm_id,
-            vm_subregion.unwrap_or_default()
-        )));
+        return Err(SimError::conflict(
+            "9071",
+            format!(
+                "volume {} is in {} and VM {} in {}: they must be in the same subregion",
+                volume.volume_id,
+                volume.subregion_name,
+                req.vm_id,
+                vm_subregion.unwrap_or_default()
+            ),
+        ));
     }
     if !valid_device(&req.device_name) {
-        return Err(SimError::invalid_value(format!(
-            "DeviceName `{}` must be /dev/sdX or /dev/xvdX with X from b to z",
-            req.device_name
-        )));
+        return Err(SimError::invalid_code(
+            "4019",
+            format!(
+                "DeviceName `{}` must be /dev/sdX or /dev/xvdX with X from b to z",
+                req.device_name
+            ),
+        ));
     }
     let taken = ctx
         .world

@@ -1,0 +1,328 @@
+//! Under injected throttling and lost answers, a full build-shaped scenario
+//! still succeeds against `osci sim serve --faults`, and retries create no
+//! duplicates.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::{SimProcess, fast_retry, fast_wait};
+use osci::oapi::credentials::{Environment, resolve};
+use osci::oapi::model::*;
+use osci::oapi::wait::Waiters;
+use osci::oapi::{Client, ClientConfig, Endpoint, HttpTransport, Overrides};
+
+fn client(sim: &SimProcess) -> Client {
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("OSC_ENDPOINT_API", sim.endpoint.clone()),
+        ("OSC_ACCESS_KEY", sim.access_key.clone()),
+        ("OSC_SECRET_KEY", sim.secret_key.clone()),
+    ]);
+    let var = move |name: &str| vars.get(name).cloned();
+    let credentials = resolve(
+        &Overrides::default(),
+        &Environment {
+            var: &var,
+            home: None,
+        },
+    )
+    .unwrap();
+    let Endpoint::Url(url) = &credentials.endpoint.value else {
+        panic!("not a URL")
+    };
+    let mut config = ClientConfig::new(url.clone(), credentials.region.value.clone()).with_keys(
+        credentials.access_key.clone().unwrap().value,
+        credentials.secret_key.clone().unwrap().value,
+    );
+    config.retry = fast_retry();
+    config.rate_limit = None;
+    Client::new(config, Arc::new(HttpTransport::new(&credentials).unwrap())).unwrap()
+}
+
+async fn count<O: osci::oapi::Paginated + Clone>(client: &Client, request: O) -> usize {
+    client.read_all(&request).await.unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_percent_throttling_and_lost_answers() {
+    let sim = SimProcess::start(&[
+        "--faults",
+        "seed=7,throttle=0.3,busy=0.05,drop@CreateVms*1,drop@CreateVolume*1,drop@CreateSnapshot*1",
+    ]);
+    let c = client(&sim);
+    let waiters = Waiters::new(&c);
+    let policy = fast_wait();
+
+    let image = c
+        .read_all(&ReadImagesRequest {
+            filters: Some(FiltersImage {
+                image_names: Some(vec!["Debian-12-*".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    c.call(&CreateKeypairRequest {
+        keypair_name: "osci-faults".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let sg = c
+        .call(&CreateSecurityGroupRequest {
+            security_group_name: "osci-faults".into(),
+            description: "fault test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .security_group;
+    c.call(&CreateSecurityGroupRuleRequest {
+        security_group_id: sg.security_group_id.clone(),
+        flow: "Inbound".into(),
+        ip_protocol: Some("tcp".into()),
+        from_port_range: Some(22),
+        to_port_range: Some(22),
+        ip_range: Some("127.0.0.0/8".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // The first CreateVms answer is lost after the VM was made: the retry
+    // with the same ClientToken must find it rather than make a second.
+    let vm = c
+        .call(&CreateVmsRequest {
+            image_id: image.image_id.clone(),
+            keypair_name: Some("osci-faults".into()),
+            security_group_ids: Some(vec![sg.security_group_id.clone()]),
+            client_token: Some("faults-vm".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .vms
+        .remove(0);
+    let volume = c
+        .call(&CreateVolumeRequest {
+            subregion_name: "eu-west-2a".into(),
+            size: Some(2),
+            client_token: Some("faults-vol".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .volume;
+    let (running, available) = tokio::join!(
+        waiters.vm(&vm.vm_id, "running", &policy),
+        waiters.volume_available(&volume.volume_id, &policy)
+    );
+    running.unwrap();
+    available.unwrap();
+    c.call(&LinkVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        vm_id: vm.vm_id.clone(),
+        device_name: "/dev/xvdb".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    waiters
+        .volume_attached(&volume.volume_id, &policy)
+        .await
+        .unwrap();
+    let snap = c
+        .call(&CreateSnapshotRequest {
+            volume_id: Some(volume.volume_id.clone()),
+            client_token: Some("faults-snap".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .snapshot;
+    waiters
+        .snapshot_completed(&snap.snapshot_id, &policy)
+        .await
+        .unwrap();
+    c.call(&StopVmsRequest {
+        vm_ids: vec![vm.vm_id.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    waiters.vm(&vm.vm_id, "stopped", &policy).await.unwrap();
+    let omi = c
+        .call(&CreateImageRequest {
+            vm_id: Some(vm.vm_id.clone()),
+            image_name: Some("faults-omi".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .image;
+    let omi = waiters
+        .image_available(&omi.image_id, &policy)
+        .await
+        .unwrap();
+    c.call(&CreateTagsRequest {
+        resource_ids: vec![omi.image_id.clone()],
+        tags: vec![ResourceTag::new("osci:build", "faults")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    // Exactly one of everything.
+    let account = sim.account_id.clone();
+    assert_eq!(
+        count(
+            &c,
+            ReadVmsRequest {
+                filters: Some(FiltersVm {
+                    client_tokens: Some(vec!["faults-vm".into()]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        )
+        .await,
+        1
+    );
+    assert_eq!(count(&c, ReadVmsRequest::default()).await, 1);
+    assert_eq!(
+        count(
+            &c,
+            ReadVolumesRequest {
+                filters: Some(FiltersVolume {
+                    client_tokens: Some(vec!["faults-vol".into()]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(&c, ReadVolumesRequest::default()).await,
+        2,
+        "root and extra volume"
+    );
+    let own_snapshots = ReadSnapshotsRequest {
+        filters: Some(FiltersSnapshot {
+            account_ids: Some(vec![account.clone()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        count(&c, own_snapshots.clone()).await,
+        3,
+        "one made directly, two by CreateImage"
+    );
+    let own_images = ReadImagesRequest {
+        filters: Some(FiltersImage {
+            account_ids: Some(vec![account.clone()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(count(&c, own_images.clone()).await, 1);
+    assert_eq!(count(&c, ReadKeypairsRequest::default()).await, 1);
+    assert_eq!(
+        count(&c, ReadSecurityGroupsRequest::default()).await,
+        2,
+        "default and osci-faults"
+    );
+
+    // Tear everything down.
+    c.call(&DeleteVmsRequest {
+        vm_ids: vec![vm.vm_id.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    waiters.vm(&vm.vm_id, "terminated", &policy).await.unwrap();
+    c.call(&DeleteVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.call(&DeleteImageRequest {
+        image_id: omi.image_id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for s in c.read_all(&own_snapshots).await.unwrap() {
+        c.call(&DeleteSnapshotRequest {
+            snapshot_id: s.snapshot_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    c.call(&DeleteSecurityGroupRequest {
+        security_group_id: Some(sg.security_group_id.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.call(&DeleteKeypairRequest {
+        keypair_name: Some("osci-faults".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    let live_vms = ReadVmsRequest {
+        filters: Some(FiltersVm {
+            vm_state_names: Some(vec![
+                "pending".into(),
+                "running".into(),
+                "stopping".into(),
+                "stopped".into(),
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(count(&c, live_vms).await, 0);
+    assert_eq!(count(&c, ReadVolumesRequest::default()).await, 0);
+    assert_eq!(count(&c, own_snapshots).await, 0);
+    assert_eq!(count(&c, own_images).await, 0);
+    assert_eq!(count(&c, ReadKeypairsRequest::default()).await, 0);
+    assert_eq!(
+        count(&c, ReadSecurityGroupsRequest::default()).await,
+        1,
+        "only the default group"
+    );
+
+    // The faults did happen.
+    let stats: serde_json::Value = reqwest::get(sim.endpoint.replace("/api/v1", "/_sim/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let throttled = stats["faults"]["throttle"].as_u64().unwrap_or(0);
+    let calls: u64 = stats["calls"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(
+        throttled * 100 >= calls * 15,
+        "about 30% throttled: {throttled} of {calls}"
+    );
+    assert_eq!(stats["faults"]["drop"], 3);
+    assert_eq!(
+        stats["calls"]["CreateVms"].as_u64().unwrap()
+            - stats["errors"]["CreateVms"].as_u64().unwrap_or(0),
+        2
+    );
+}
