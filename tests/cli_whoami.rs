@@ -202,3 +202,29 @@ fn sim_serve_refuses_non_loopback_addresses() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
+
+#[test]
+fn debug_logs_name_calls_and_never_secrets() {
+    let sim = SimProcess::start(&[]);
+    let out = sim
+        .osci()
+        .args(["whoami", "-vv"])
+        .env("OSC_ENDPOINT_API", &sim.endpoint)
+        .env("OSC_ACCESS_KEY", &sim.access_key)
+        .env("OSC_SECRET_KEY", &sim.secret_key)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    let call = log
+        .lines()
+        .find(|l| l.contains("operation=\"ReadAccounts\"") && l.contains("request_id="))
+        .unwrap_or_else(|| panic!("no call line in the log: {log}"));
+    assert!(call.contains("duration_ms="), "{call}");
+    assert!(!log.contains(&sim.secret_key), "{log}");
+    assert!(
+        !log.contains("Signature="),
+        "signatures stay out of the log"
+    );
+}

@@ -326,3 +326,73 @@ async fn thirty_percent_throttling_and_lost_answers() {
         2
     );
 }
+
+/// A create that neither a ClientToken nor a unique name makes recognisable
+/// (CreatePublicIp) is not sent again after a lost answer: the error is
+/// reported and exactly one address exists, never two.
+#[tokio::test]
+async fn a_lost_answer_is_not_retried_when_a_retry_could_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = common::open(
+        dir.path(),
+        0.0,
+        osci::sim::Faults::parse("drop@CreatePublicIp*1,drop@CreateKeypair*1").unwrap(),
+    );
+    let c = common::client_for(&sim, None);
+    let err = c.call(&CreatePublicIpRequest::default()).await.unwrap_err();
+    assert!(matches!(err, osci::oapi::Error::Transport { .. }), "{err}");
+    assert_eq!(count(&c, ReadPublicIpsRequest::default()).await, 1);
+    assert_eq!(sim.stats()["calls"]["CreatePublicIp"], 1, "sent once");
+
+    // A unique name makes the retry safe: the second attempt is refused as a
+    // duplicate instead of creating a second keypair.
+    let err = c
+        .call(&CreateKeypairRequest {
+            keypair_name: "once".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.api().and_then(|e| e.code()), Some("9011"), "{err}");
+    assert_eq!(sim.stats()["calls"]["CreateKeypair"], 2, "sent again");
+    assert_eq!(count(&c, ReadKeypairsRequest::default()).await, 1);
+}
+
+/// Concurrent waits on several VMs share one ReadVms per poll.
+#[tokio::test]
+async fn concurrent_waits_share_reads() {
+    let t = common::in_process();
+    let c = &t.client;
+    let image = c
+        .read_all(&ReadImagesRequest::default())
+        .await
+        .unwrap()
+        .remove(0);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let vm = c
+            .call(&CreateVmsRequest {
+                image_id: image.image_id.clone(),
+                client_token: Some(format!("batch-{n}")),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .vms
+            .remove(0);
+        ids.push(vm.vm_id);
+    }
+    let before = t.sim.stats()["calls"]["ReadVms"].as_u64().unwrap_or(0);
+    let waiters = Waiters::new(c);
+    let policy = fast_wait();
+    let (a, b, d) = tokio::join!(
+        waiters.vm(&ids[0], "running", &policy),
+        waiters.vm(&ids[1], "running", &policy),
+        waiters.vm(&ids[2], "running", &policy),
+    );
+    for vm in [a, b, d] {
+        assert_eq!(vm.unwrap().unwrap().state, "running");
+    }
+    let after = t.sim.stats()["calls"]["ReadVms"].as_u64().unwrap();
+    assert_eq!(after - before, 1, "three waits, one ReadVms");
+}

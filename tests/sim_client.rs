@@ -1492,3 +1492,96 @@ async fn the_region_survives_a_restart() {
         "time-driven changes resume after a restart"
     );
 }
+
+#[tokio::test]
+async fn vm_quota_and_launching_a_shared_image() {
+    let t = in_process();
+    let c = &t.client;
+    let image = catalogue_image(c).await;
+    assert_code(
+        c.call(&CreateVmsRequest {
+            image_id: image.image_id.clone(),
+            min_vms_count: Some(21),
+            max_vms_count: Some(21),
+            ..Default::default()
+        })
+        .await,
+        400,
+        "10010",
+    );
+    // MaxVmsCount beyond the quota launches what fits.
+    let vms = c
+        .call(&CreateVmsRequest {
+            image_id: image.image_id.clone(),
+            min_vms_count: Some(1),
+            max_vms_count: Some(25),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .vms;
+    assert_eq!(vms.len(), 20);
+    assert_code(
+        c.call(&CreateVmsRequest {
+            image_id: image.image_id.clone(),
+            ..Default::default()
+        })
+        .await,
+        400,
+        "10010",
+    );
+
+    // Another account may launch an image only once it is shared with it.
+    let waiters = Waiters::new(c);
+    let policy = fast_wait();
+    waiters.vm(&vms[0].vm_id, "running", &policy).await.unwrap();
+    let mine = c
+        .call(&CreateImageRequest {
+            vm_id: Some(vms[0].vm_id.clone()),
+            image_name: Some("to-share".into()),
+            no_reboot: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .image;
+    waiters
+        .image_available(&mine.image_id, &policy)
+        .await
+        .unwrap();
+    let other = t.sim.create_account().unwrap();
+    let other_client = client_for(&t.sim, Some((other.access_key, other.secret_key)));
+    let launch_it = CreateVmsRequest {
+        image_id: mine.image_id.clone(),
+        ..Default::default()
+    };
+    assert_code(other_client.call(&launch_it).await, 400, "5023");
+    c.call(&UpdateImageRequest {
+        image_id: mine.image_id.clone(),
+        permissions_to_launch: Some(PermissionsOnResourceCreation {
+            additions: Some(PermissionsChange {
+                account_ids: None,
+                global_permission: Some(true),
+            }),
+            removals: None,
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let launched = other_client.call(&launch_it).await.unwrap().vms;
+    assert_eq!(launched.len(), 1);
+    assert!(
+        c.read_all(&ReadVmsRequest {
+            filters: Some(FiltersVm {
+                vm_ids: Some(vec![launched[0].vm_id.clone()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty(),
+        "the other account's VM is its own"
+    );
+}
