@@ -5,39 +5,23 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use common::{SimProcess, fast_retry, fast_wait};
-use osci::oapi::credentials::{Environment, resolve};
+use common::{SimProcess, fast_wait};
+use osci::oapi::Client;
 use osci::oapi::model::*;
 use osci::oapi::wait::Waiters;
-use osci::oapi::{Client, ClientConfig, Endpoint, HttpTransport, Overrides};
 
 fn client(sim: &SimProcess) -> Client {
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("OSC_ENDPOINT_API", sim.endpoint.clone()),
-        ("OSC_ACCESS_KEY", sim.access_key.clone()),
-        ("OSC_SECRET_KEY", sim.secret_key.clone()),
-    ]);
-    let var = move |name: &str| vars.get(name).cloned();
-    let credentials = resolve(
-        &Overrides::default(),
-        &Environment {
-            var: &var,
-            home: None,
-        },
+    common::http_client(
+        HashMap::from([
+            ("OSC_ENDPOINT_API", sim.endpoint.clone()),
+            ("OSC_ACCESS_KEY", sim.access_key.clone()),
+            ("OSC_SECRET_KEY", sim.secret_key.clone()),
+        ]),
+        None,
+        10,
     )
-    .unwrap();
-    let Endpoint::Url(url) = &credentials.endpoint.value else {
-        panic!("not a URL")
-    };
-    let mut config = ClientConfig::new(url.clone(), credentials.region.value.clone()).with_keys(
-        credentials.access_key.clone().unwrap().value,
-        credentials.secret_key.clone().unwrap().value,
-    );
-    config.retry = fast_retry();
-    config.rate_limit = None;
-    Client::new(config, Arc::new(HttpTransport::new(&credentials).unwrap())).unwrap()
+    .unwrap()
 }
 
 async fn count<O: osci::oapi::Paginated + Clone>(client: &Client, request: O) -> usize {

@@ -16,9 +16,8 @@ use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use osci::oapi::credentials::{Environment, resolve};
 use osci::oapi::model::ReadAccountsRequest;
-use osci::oapi::{Client, ClientConfig, Endpoint, Error, HttpTransport, Overrides, Secret};
+use osci::oapi::{Client, Error};
 use osci::sim::{Faults, Sim};
 
 struct Pki {
@@ -114,33 +113,9 @@ async fn serve_tls(sim: Arc<Sim>, pki: Pki) -> u16 {
     port
 }
 
-fn client(
-    vars: HashMap<&'static str, String>,
-    secret_override: Option<&str>,
-) -> Result<Client, String> {
-    let var = move |name: &str| vars.get(name).cloned();
-    let credentials = resolve(
-        &Overrides::default(),
-        &Environment {
-            var: &var,
-            home: None,
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let Endpoint::Url(url) = &credentials.endpoint.value else {
-        panic!("not a URL")
-    };
-    let secret = match secret_override {
-        Some(s) => Secret::new(s),
-        None => credentials.secret_key.clone().unwrap().value,
-    };
-    let mut config = ClientConfig::new(url.clone(), credentials.region.value.clone())
-        .with_keys(credentials.access_key.clone().unwrap().value, secret);
-    config.rate_limit = None;
-    config.retry = common::fast_retry();
-    config.retry.max_attempts = 1;
-    let transport = HttpTransport::new(&credentials).map_err(|e| e.to_string())?;
-    Ok(Client::new(config, Arc::new(transport)).unwrap())
+/// One attempt only: a refused handshake is not worth retrying here.
+fn client(vars: HashMap<&'static str, String>, secret: Option<&str>) -> Result<Client, String> {
+    common::http_client(vars, secret, 1)
 }
 
 #[tokio::test]

@@ -6,8 +6,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
+use osci::oapi::credentials::{Environment, resolve};
 use osci::oapi::wait::WaitPolicy;
-use osci::oapi::{ApiError, Client, ClientConfig, Error, RetryPolicy, Secret};
+use osci::oapi::{
+    ApiError, Client, ClientConfig, Endpoint, Error, HttpTransport, Overrides, RetryPolicy, Secret,
+};
 use osci::sim::{Faults, Sim, SimConfig, SimTransport};
 
 /// An in-process simulator with instant state changes, and a client of its
@@ -46,6 +51,41 @@ pub fn client_for(sim: &Arc<Sim>, keys: Option<(String, Secret)>) -> Client {
     config.rate_limit = None;
     config.retry = fast_retry();
     Client::new(config, Arc::new(SimTransport(Arc::clone(sim)))).unwrap()
+}
+
+/// An HTTP client built as the CLI builds one, from these environment
+/// variables alone, with `secret` in place of the resolved secret key if
+/// given, and fast retries up to `attempts` in all.
+pub fn http_client(
+    vars: HashMap<&'static str, String>,
+    secret: Option<&str>,
+    attempts: u32,
+) -> Result<Client, String> {
+    let var = move |name: &str| vars.get(name).cloned();
+    let credentials = resolve(
+        &Overrides::default(),
+        &Environment {
+            var: &var,
+            home: None,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let Endpoint::Url(url) = &credentials.endpoint.value else {
+        panic!("not a URL endpoint")
+    };
+    let secret = match secret {
+        Some(s) => Secret::new(s),
+        None => credentials.secret_key.clone().unwrap().value,
+    };
+    let mut config = ClientConfig::new(url.clone(), credentials.region.value.clone())
+        .with_keys(credentials.access_key.clone().unwrap().value, secret);
+    config.rate_limit = None;
+    config.retry = RetryPolicy {
+        max_attempts: attempts,
+        ..fast_retry()
+    };
+    let transport = HttpTransport::new(&credentials).map_err(|e| e.to_string())?;
+    Ok(Client::new(config, Arc::new(transport)).unwrap())
 }
 
 pub fn fast_retry() -> RetryPolicy {
