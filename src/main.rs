@@ -6,5 +6,8 @@ mod cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    cli::run(cli::args::Cli::parse()).await
+    cli::run(cli::args::Cli::parse_from(cli::args::normalise(
+        std::env::args_os(),
+    )))
+    .await
 }

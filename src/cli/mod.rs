@@ -2,6 +2,7 @@
 
 pub mod args;
 mod connect;
+mod run;
 mod sim;
 mod whoami;
 
@@ -26,7 +27,16 @@ fn init_logging(verbose: u8, no_color: bool) {
 
 pub async fn run(cli: Cli) -> ExitCode {
     init_logging(cli.verbose, cli.no_color);
+    let state = cli.state.clone();
     let result = match cli.command {
+        Command::Validate { template, vars } => run::validate(&template, &vars),
+        Command::Plan(args) => match run::plan(args, &state).await {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
+        Command::Apply(args) => run::apply(args, &state).await,
+        Command::Destroy(args) => run::destroy(args, &state).await,
+        Command::State { command } => run::state_command(command, &state),
         Command::Whoami { json } => whoami::run(json).await,
         Command::Sim {
             command: SimCommand::Serve(args),

@@ -249,10 +249,11 @@ impl Waiters {
                 None => not_found(start, policy, id)?,
                 Some(vm) if vm.state == target => Check::Done(Some(vm)),
                 Some(vm)
-                    if matches!(
-                        vm.state.as_str(),
-                        "terminated" | "shutting-down" | "quarantine"
-                    ) =>
+                    if target != "terminated"
+                        && matches!(
+                            vm.state.as_str(),
+                            "terminated" | "shutting-down" | "quarantine"
+                        ) =>
                 {
                     Check::Failed {
                         reason: vm.state_reason.clone().unwrap_or_default(),

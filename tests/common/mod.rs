@@ -131,18 +131,17 @@ pub struct SimProcess {
 }
 
 impl SimProcess {
+    /// A simulator with instant state changes.
     pub fn start(extra: &[&str]) -> SimProcess {
+        let mut args = vec!["--latency-scale", "0"];
+        args.extend_from_slice(extra);
+        SimProcess::start_with(&args)
+    }
+
+    pub fn start_with(extra: &[&str]) -> SimProcess {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_osci"))
-            .args([
-                "sim",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--latency-scale",
-                "0",
-                "--data",
-            ])
+            .args(["sim", "serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(dir.path().join("sim"))
             .args(extra)
             .stdout(Stdio::piped())

@@ -1,0 +1,631 @@
+//! `osci validate`, `plan`, `apply`, `destroy` and `state`: load the
+//! template, connect, refresh, plan, and hand the plan to the engine.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use osci::builders::{Bsu, OutscaleDestroyer, refresh};
+use osci::engine::{self, Cancel, OnError, Outcome, StateRecorder};
+use osci::graph::{BuildAction, BuildRunner, Deregister, Event};
+use osci::oapi::model::{FiltersImage, ReadAccountsRequest, ReadImagesRequest};
+use osci::oapi::wait::{WaitPolicy, Waiters};
+use osci::plan::{DesiredBuild, Plan, diff, render_json, render_text};
+use osci::state::{Kind, State, StateStore};
+use osci::template::{self, LoadOptions, Template};
+
+use super::args::{ApplyArgs, DestroyArgs, PlanArgs, StateCommand, VarArgs};
+use super::connect::{Connection, connect};
+
+/// `state/<template file stem>.json` unless `--state` says otherwise.
+pub fn state_path(explicit: &Option<PathBuf>, template: &Path) -> PathBuf {
+    explicit.clone().unwrap_or_else(|| {
+        let stem = template
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "osci".into());
+        PathBuf::from("state").join(format!("{stem}.json"))
+    })
+}
+
+fn load(path: &Path, vars: &VarArgs) -> anyhow::Result<Template> {
+    let mut pairs = Vec::new();
+    for v in &vars.var {
+        let (k, val) = v
+            .split_once('=')
+            .with_context(|| format!("-var `{v}`: expected KEY=VALUE"))?;
+        pairs.push((k.to_string(), val.to_string()));
+    }
+    Ok(template::load(
+        path,
+        &LoadOptions {
+            vars: pairs,
+            var_files: vars.var_file.clone(),
+        },
+    )?)
+}
+
+pub fn validate(path: &Path, vars: &VarArgs) -> anyhow::Result<()> {
+    let t = load(path, vars)?;
+    println!(
+        "{}: valid, {} build{} ({})",
+        path.display(),
+        t.builds.len(),
+        if t.builds.len() == 1 { "" } else { "s" },
+        t.builds
+            .iter()
+            .map(|b| b.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+/// A template planned against the cloud.
+struct Planned {
+    plan: Plan,
+    runners: BTreeMap<String, Arc<Bsu>>,
+    connection: Connection,
+    account_id: String,
+    observed: osci::plan::Observed,
+}
+
+fn wait_policy() -> WaitPolicy {
+    WaitPolicy {
+        initial_interval: std::time::Duration::from_millis(500),
+        max_interval: std::time::Duration::from_secs(5),
+        ..WaitPolicy::default()
+    }
+}
+
+async fn make_plan(template: &Template, state: &State) -> anyhow::Result<Planned> {
+    let first = template
+        .builds
+        .first()
+        .context("the template has no builds")?;
+    let origin = format!(
+        "template {}, build \"{}\"",
+        template.path.display(),
+        first.name
+    );
+    let connection = connect(&first.config.overrides(origin))?;
+    let client = connection.client.clone();
+    let account_id = client
+        .call(&ReadAccountsRequest::default())
+        .await?
+        .accounts
+        .into_iter()
+        .next()
+        .map(|a| a.account_id)
+        .context("ReadAccounts answered no account")?;
+    let observed: osci::plan::Observed = refresh(&client, state)
+        .await?
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                match v {
+                    osci::builders::Refreshed::Exists(a) => Some(a),
+                    osci::builders::Refreshed::Gone => None,
+                },
+            )
+        })
+        .collect();
+    let waiters = Arc::new(Waiters::new(&client));
+    let mut desired = Vec::new();
+    let mut runners = BTreeMap::new();
+    for build in &template.builds {
+        let bsu = Bsu::prepare(
+            build,
+            client.clone(),
+            Arc::clone(&waiters),
+            wait_policy(),
+            account_id.clone(),
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        desired.push(DesiredBuild {
+            name: build.name.clone(),
+            resources: bsu.resources().map_err(anyhow::Error::msg)?,
+            digest: bsu.digest().to_string(),
+            deregister: Vec::new(),
+            source_omi: bsu.source().image_id.clone(),
+        });
+        runners.insert(build.name.clone(), bsu);
+    }
+    // Only a build that makes a new OMI can clash with an existing name.
+    let first_pass = diff(&desired, state, &observed);
+    for (d, b) in desired.iter_mut().zip(&first_pass.builds) {
+        let bsu = runners.get_mut(&d.name).expect("one runner per build");
+        if matches!(b.action, Some(BuildAction::Create | BuildAction::Replace))
+            && !bsu.skip_create_omi()
+        {
+            bsu.deregister = same_name_images(&client, bsu, &account_id, state).await?;
+            d.deregister = bsu.deregister.clone();
+        }
+    }
+    let plan = diff(&desired, state, &observed);
+    let runners = runners.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+    Ok(Planned {
+        plan,
+        runners,
+        connection,
+        account_id,
+        observed,
+    })
+}
+
+/// The OMIs of this account named like the new one, other than this
+/// build's current OMI when it stays: with force_deregister they go (and
+/// their snapshots with force_delete_snapshot); without, it is an error now
+/// rather than a failed CreateImage later.
+async fn same_name_images(
+    client: &osci::oapi::Client,
+    bsu: &Bsu,
+    account_id: &str,
+    state: &State,
+) -> anyhow::Result<Vec<Deregister>> {
+    let images = client
+        .read_all(&ReadImagesRequest {
+            filters: Some(FiltersImage {
+                image_names: Some(vec![bsu.omi_name().to_string()]),
+                account_ids: Some(vec![account_id.to_string()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await?;
+    let current = state
+        .get(&osci::graph::address(bsu.name(), Kind::Image, None))
+        .filter(|r| r.input_digest.as_deref() == Some(bsu.digest()))
+        .and_then(|r| r.id.clone());
+    let clashing: Vec<_> = images
+        .into_iter()
+        .filter(|i| i.image_name == bsu.omi_name() && Some(&i.image_id) != current.as_ref())
+        .filter(|i| {
+            // Half-made images of this state are removed as leftovers.
+            !state.resources.iter().any(|r| {
+                r.id.as_deref() == Some(&i.image_id) && r.status != osci::state::Status::Created
+            })
+        })
+        .collect();
+    if clashing.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !bsu.force_deregister() {
+        let replaced = state
+            .get(&osci::graph::address(bsu.name(), Kind::Image, None))
+            .and_then(|r| r.id.as_ref())
+            .is_some_and(|id| clashing.iter().any(|i| i.image_id == *id));
+        if replaced {
+            bail!(
+                "build \"{}\" must be replaced, but its current OMI {} holds the name \"{}\": set \
+                 force_deregister to remove it just before the new one is captured, or give omi_name a \
+                 new value (for example with {{{{timestamp}}}}) to keep both",
+                bsu.name(),
+                clashing
+                    .iter()
+                    .map(|i| i.image_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                bsu.omi_name(),
+            );
+        }
+        bail!(
+            "build \"{}\": an OMI named \"{}\" already exists in account {account_id} ({}): set \
+             force_deregister to replace it, or choose another omi_name",
+            bsu.name(),
+            bsu.omi_name(),
+            clashing
+                .iter()
+                .map(|i| i.image_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(clashing
+        .into_iter()
+        .map(|i| Deregister {
+            snapshot_ids: if bsu.force_delete_snapshot() {
+                i.snapshot_ids()
+            } else {
+                Vec::new()
+            },
+            image_id: i.image_id,
+        })
+        .collect())
+}
+
+pub async fn plan(
+    args: PlanArgs,
+    state_flag: &Option<PathBuf>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let template = load(&args.template, &args.vars)?;
+    let path = state_path(state_flag, &args.template);
+    let (_, state) = StateStore::read_only(&path)?;
+    let planned = make_plan(&template, &state).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&render_json(&planned.plan))?
+        );
+    } else {
+        print!("{}", render_text(&planned.plan));
+    }
+    if let Some(out) = &args.out {
+        let saved = serde_json::json!({
+            "plan": planned.plan,
+            "template": args.template,
+            "vars": args.vars.var,
+            "var_files": args.vars.var_file,
+            "state": path,
+        });
+        std::fs::write(out, serde_json::to_vec_pretty(&saved)?)
+            .with_context(|| format!("writing the plan to {}", out.display()))?;
+        eprintln!(
+            "Saved the plan to {}; apply it with `osci apply {}`.",
+            out.display(),
+            out.display()
+        );
+    }
+    Ok(if args.detailed_exitcode && planned.plan.has_changes() {
+        std::process::ExitCode::from(2)
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}
+
+/// Prints events as they come: one line per start, finish and wait.
+/// Prints events as they come, until the recorder unsubscribes.
+fn render_events(recorder: &StateRecorder, json: bool) -> tokio::task::JoinHandle<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    recorder.subscribe(tx);
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if json {
+                let v = match &e {
+                    Event::Start { address, action } => {
+                        serde_json::json!({"type": "start", "address": address, "action": action})
+                    }
+                    Event::Done {
+                        address,
+                        action,
+                        id,
+                        elapsed,
+                    } => {
+                        serde_json::json!({"type": "done", "address": address, "action": action, "id": id, "elapsed_ms": elapsed.as_millis() as u64})
+                    }
+                    Event::Wait {
+                        address,
+                        state,
+                        elapsed,
+                    } => {
+                        serde_json::json!({"type": "wait", "address": address, "state": state, "elapsed_ms": elapsed.as_millis() as u64})
+                    }
+                    Event::Note { build, text } => {
+                        serde_json::json!({"type": "note", "build": build, "text": text})
+                    }
+                };
+                println!("{v}");
+            } else {
+                match &e {
+                    Event::Start { address, action } => eprintln!("{address}: {action}…"),
+                    Event::Done {
+                        address,
+                        action,
+                        id,
+                        elapsed,
+                    } => eprintln!(
+                        "{address}: {action} done{} after {:.1}s",
+                        id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default(),
+                        elapsed.as_secs_f64()
+                    ),
+                    Event::Wait {
+                        address,
+                        state,
+                        elapsed,
+                    } => {
+                        eprintln!("{address}: {state} ({:.1}s)", elapsed.as_secs_f64())
+                    }
+                    Event::Note { build, text } => eprintln!("build \"{build}\": {text}"),
+                }
+            }
+        }
+    })
+}
+
+fn confirm(what: &str, auto_approve: bool) -> anyhow::Result<()> {
+    if auto_approve {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no terminal to ask for confirmation: pass --auto-approve to {what} without asking");
+    }
+    eprint!("Do you want to {what}? Only 'yes' will be accepted: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        bail!("{what} cancelled");
+    }
+    Ok(())
+}
+
+/// First Ctrl-C or SIGTERM: stop creating and clean up; second: exit now,
+/// with the state as last written.
+fn watch_signals(cancel: Cancel) {
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        for n in 0..2 {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+            if n == 0 {
+                eprintln!(
+                    "Interrupted: finishing the call in flight, then cleaning up (interrupt again to exit at once; the state is saved)."
+                );
+                cancel.cancel();
+            } else {
+                eprintln!("Interrupted again: exiting; run `osci destroy` to remove what is left.");
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+fn report(outcome: &Outcome, what: &str) -> anyhow::Result<()> {
+    if outcome.ok() {
+        return Ok(());
+    }
+    let mut msg = format!("{what} did not finish:");
+    for (who, why) in &outcome.failures {
+        msg.push_str(&format!("\n  {who}: {why}"));
+    }
+    if !outcome.left.is_empty() {
+        msg.push_str(&format!(
+            "\n  still in the state: {} (run `osci destroy` to remove them)",
+            outcome.left.join(", ")
+        ));
+    }
+    bail!(msg)
+}
+
+pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Result<()> {
+    // A saved plan: same template and vars, refused if anything moved since.
+    let (template_path, vars, saved, state_override) =
+        if args.target.extension().is_some_and(|e| e == "osciplan") || is_plan_file(&args.target) {
+            let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&args.target)?)
+                .with_context(|| format!("{} is not a saved plan", args.target.display()))?;
+            let plan: Plan = serde_json::from_value(saved["plan"].clone())?;
+            let template: PathBuf = serde_json::from_value(saved["template"].clone())?;
+            let vars = VarArgs {
+                var: serde_json::from_value(saved["vars"].clone())?,
+                var_file: serde_json::from_value(saved["var_files"].clone())?,
+            };
+            let state: PathBuf = serde_json::from_value(saved["state"].clone())?;
+            (template, vars, Some(plan), Some(state))
+        } else {
+            (args.target.clone(), args.vars.clone(), None, None)
+        };
+    let template = load(&template_path, &vars)?;
+    let path = state_override.unwrap_or_else(|| state_path(state_flag, &template_path));
+    let (store, state) = StateStore::lock(&path, "apply")?;
+    let planned = make_plan(&template, &state).await?;
+    if let Some(saved) = &saved {
+        let lineage = (state.serial > 0).then(|| state.lineage.clone());
+        if saved.lineage != lineage || saved.serial != state.serial {
+            bail!(
+                "the saved plan is stale: the state {} changed since it was made (serial {} then, {} now): plan again",
+                path.display(),
+                saved.serial,
+                state.serial
+            );
+        }
+        if *saved != planned.plan {
+            bail!(
+                "the saved plan is stale: the template or the cloud changed since it was made: plan again"
+            );
+        }
+    }
+    if !args.json {
+        eprint!("{}", render_text(&planned.plan));
+    }
+    if !planned.plan.has_changes() {
+        return Ok(());
+    }
+    if saved.is_none() {
+        confirm("apply these actions", args.auto_approve)?;
+    }
+    let cancel = Cancel::default();
+    watch_signals(cancel.clone());
+    let recorder = engine::recorder(store, state, cancel);
+    let rendering = render_events(&recorder, args.json);
+    // What refresh saw becomes the state's view before anything changes.
+    let observed = planned.observed.clone();
+    recorder
+        .change(|s| {
+            for (address, seen) in &observed {
+                if let (Some(r), Some(attrs)) = (s.get_mut(address), seen) {
+                    for (k, v) in attrs {
+                        r.attributes.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        })
+        .map_err(anyhow::Error::msg)?;
+    let runners: Vec<(Arc<dyn BuildRunner>, BuildAction)> = planned
+        .plan
+        .builds
+        .iter()
+        .filter_map(|b| {
+            let action = b.action?;
+            let runner: Arc<dyn BuildRunner> = planned.runners.get(&b.name)?.clone();
+            Some((runner, action))
+        })
+        .collect();
+    let destroyer = Arc::new(OutscaleDestroyer {
+        client: planned.connection.client.clone(),
+        waiters: Arc::new(Waiters::new(&planned.connection.client)),
+        account_id: planned.account_id.clone(),
+        lineage: recorder.snapshot().lineage,
+        wait: wait_policy(),
+    });
+    let on_error = match args.on_error.as_str() {
+        "abort" => OnError::Abort,
+        _ => OnError::Cleanup,
+    };
+    let outcome = engine::apply(
+        &recorder,
+        runners,
+        &planned.plan.orphans,
+        destroyer,
+        args.parallelism,
+        on_error,
+    )
+    .await;
+    recorder.unsubscribe();
+    let _ = rendering.await;
+    report(&outcome, "apply")?;
+    let state = recorder.snapshot();
+    for b in &planned.plan.builds {
+        if let Some(image) = state
+            .get(&osci::graph::address(&b.name, Kind::Image, None))
+            .and_then(|r| r.id.clone())
+        {
+            let region = planned.connection.client.region().to_string();
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"type": "artifact", "build": b.name, "region": region, "omi": image})
+                );
+            } else {
+                println!("build \"{}\": OMI {region}: {image}", b.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_plan_file(path: &Path) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.get("plan").is_some() && v.get("template").is_some())
+}
+
+pub async fn destroy(args: DestroyArgs, state_flag: &Option<PathBuf>) -> anyhow::Result<()> {
+    let template = load(&args.template, &args.vars)?;
+    let path = state_path(state_flag, &args.template);
+    let (store, state) = StateStore::lock(&path, "destroy")?;
+    let first = template
+        .builds
+        .first()
+        .context("the template has no builds")?;
+    let connection = connect(&first.config.overrides(format!(
+        "template {}, build \"{}\"",
+        template.path.display(),
+        first.name
+    )))?;
+    let addresses: Vec<String> = if args.orphans_only {
+        let names: Vec<&str> = template.builds.iter().map(|b| b.name.as_str()).collect();
+        state
+            .resources
+            .iter()
+            .filter(|r| {
+                !names.contains(&r.build.as_str())
+                    || r.ephemeral
+                    || r.status != osci::state::Status::Created
+            })
+            .map(|r| r.address.clone())
+            .collect()
+    } else {
+        engine::all_addresses(&state)
+    };
+    if addresses.is_empty() {
+        eprintln!("Nothing to destroy.");
+        return Ok(());
+    }
+    eprintln!("osci will destroy:");
+    for a in &addresses {
+        let r = state.get(a).expect("from the state");
+        eprintln!(
+            "  - {a}{}",
+            r.id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default()
+        );
+    }
+    confirm("destroy these resources", args.auto_approve)?;
+    let client = connection.client.clone();
+    let account_id = client
+        .call(&ReadAccountsRequest::default())
+        .await?
+        .accounts
+        .into_iter()
+        .next()
+        .map(|a| a.account_id)
+        .context("ReadAccounts answered no account")?;
+    let cancel = Cancel::default();
+    watch_signals(cancel.clone());
+    let lineage = state.lineage.clone();
+    let recorder = engine::recorder(store, state, cancel);
+    let rendering = render_events(&recorder, args.json);
+    let destroyer = Arc::new(OutscaleDestroyer {
+        waiters: Arc::new(Waiters::new(&client)),
+        client,
+        account_id,
+        lineage,
+        wait: wait_policy(),
+    });
+    let outcome = engine::destroy(&recorder, destroyer, &addresses, 10).await;
+    recorder.unsubscribe();
+    let _ = rendering.await;
+    report(&outcome, "destroy")
+}
+
+pub fn state_command(command: StateCommand, state_flag: &Option<PathBuf>) -> anyhow::Result<()> {
+    let path_of = |template: &Option<PathBuf>| -> anyhow::Result<PathBuf> {
+        match (state_flag, template) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, Some(t)) => Ok(state_path(&None, t)),
+            (None, None) => bail!("name the state with --state PATH (or give the template)"),
+        }
+    };
+    match command {
+        StateCommand::List { template } => {
+            let (_, state) = StateStore::read_only(&path_of(&template)?)?;
+            for r in &state.resources {
+                println!(
+                    "{}\t{}\t{}{}",
+                    r.address,
+                    r.id.as_deref().unwrap_or("-"),
+                    r.status,
+                    if r.ephemeral { "\tephemeral" } else { "" }
+                );
+            }
+        }
+        StateCommand::Show { address, template } => {
+            let (_, state) = StateStore::read_only(&path_of(&template)?)?;
+            let r = state
+                .get(&address)
+                .with_context(|| format!("no resource at {address} in the state"))?;
+            println!("{}", serde_json::to_string_pretty(r)?);
+        }
+        StateCommand::Rm { address, template } => {
+            let path = path_of(&template)?;
+            let (mut store, mut state) = StateStore::lock(&path, "state rm")?;
+            let r = state
+                .remove(&address)
+                .with_context(|| format!("no resource at {address} in the state"))?;
+            store.write(&mut state)?;
+            eprintln!(
+                "Removed {address}{} from the state; osci no longer manages it (it still exists in the cloud).",
+                r.id.map(|i| format!(" ({i})")).unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}

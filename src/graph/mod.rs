@@ -1,0 +1,14 @@
+//! Resources as osci plans them: addresses, dependencies, and the digest of
+//! the inputs that shape an image.
+
+mod address;
+mod digest;
+mod ops;
+mod resource;
+
+pub use address::address;
+pub use digest::Digest;
+pub use ops::{
+    BuildAction, BuildRunner, Deregister, DestroyError, Destroyed, Destroyer, Event, Recorder,
+};
+pub use resource::{Graph, Resource};

@@ -1,0 +1,405 @@
+//! Packer templates: loading, variables, interpolation, validation.
+//!
+//! osci reads the OUTSCALE Packer plugin's JSON templates as they are
+//! (design §2): `{"variables": {…}, "builders": […], "provisioners": […]}`.
+//! [`load`] checks everything that can be checked without the cloud and
+//! renders everything that is known at load time, so that a template that
+//! loads is one a plan can be made from. HCL2 templates are a later issue.
+
+// A template is loaded once per command, so the size of its error (which
+// carries file, build, key, line and column) costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
+mod bsu;
+mod error;
+mod fields;
+mod interpolate;
+mod isotime;
+mod json;
+mod provisioners;
+mod variables;
+mod weak;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+pub use bsu::{BlockDevice, BsuConfig, NetFilter, OmiFilter, SecurityGroupFilter, SubnetFilter};
+pub use error::TemplateError;
+pub use interpolate::{BuildVars, render_build_vars};
+
+use crate::oapi::Secret;
+use error::{KeyPath, Problem, Site};
+use interpolate::{LATE_FIELDS, Late, LoadScope, Scope, render, suggest};
+
+/// Values from the command line: `-var K=V` (already split) and `-var-file
+/// F` (JSON objects of names to values). Later ones win; `-var` beats
+/// `-var-file`, which beats the template's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub vars: Vec<(String, String)>,
+    pub var_files: Vec<PathBuf>,
+}
+
+/// A loaded template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub path: PathBuf,
+    pub builds: Vec<Build>,
+    /// The values of the variables listed in `sensitive-variables`, to be
+    /// masked wherever osci prints or records provisioner options or output.
+    pub sensitive_values: Vec<Secret>,
+}
+
+/// One builder entry of the template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Build {
+    /// The entry's `name`, else its type.
+    pub name: String,
+    /// As written, e.g. `osc-bsu`.
+    pub builder_type: String,
+    pub config: BsuConfig,
+    /// Provisioners that apply to this build (after `only`/`except` and with
+    /// its `override`), in order, as JSON with variables already
+    /// interpolated. Kept opaque in this issue; the digest covers them.
+    pub provisioners: Vec<Provisioner>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provisioner {
+    /// Its `type`, e.g. `shell`.
+    pub kind: String,
+    /// Its other options (an object). Actions the provisioner renders itself
+    /// (`{{ .Vars }}`, `{{ build `ID` }}`) are left as written, so a `{{`
+    /// in a rendered value (a variable's, say) comes out as `{{"{{"}}`.
+    pub config: Value,
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "description",
+    "min_packer_version",
+    "variables",
+    "sensitive-variables",
+    "builders",
+    "provisioners",
+    "post-processors",
+];
+const BSU_TYPES: &[&str] = &["osc-bsu", "outscale-bsu"];
+const LATER_TYPES: &[&str] = &[
+    "osc-chroot",
+    "outscale-chroot",
+    "osc-bsusurrogate",
+    "outscale-bsusurrogate",
+    "osc-bsuvolume",
+    "outscale-bsuvolume",
+];
+
+/// Reads, renders and validates a template. `{{timestamp}}`, `{{isotime}}`
+/// and friends use one clock reading for the whole load, so every field
+/// that uses them agrees.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateError> {
+    let now = OffsetDateTime::now_utc();
+    let whole_file = |problem: Problem| TemplateError {
+        file: path.to_path_buf(),
+        build: None,
+        key: None,
+        line: None,
+        column: None,
+        message: problem.to_string(),
+    };
+    if path.to_string_lossy().ends_with(".hcl") {
+        return Err(whole_file(Problem::Unsupported(
+            "HCL2 templates are not supported yet: osci reads Packer JSON templates for now".into(),
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        let path = path.to_path_buf();
+        whole_file(Problem::Io { path, error })
+    })?;
+    let (root, positions) = json::parse(&text).map_err(|e| TemplateError {
+        key: (!e.path.is_empty()).then(|| KeyPath(e.path.clone()).to_string()),
+        line: e.position.map(|p| p.0),
+        column: e.position.map(|p| p.1),
+        ..whole_file(e.problem)
+    })?;
+    let site = Site {
+        file: path,
+        positions: &positions,
+        base: KeyPath::root(),
+        build: None,
+    };
+    let Value::Object(root) = root else {
+        let message =
+            "a template is a JSON object with `builders` (and `variables`, `provisioners`)";
+        return Err(whole_file(Problem::Invalid(message.into())));
+    };
+    // Packer's way to comment a template: top-level keys starting with `_`.
+    if let Some(key) = root
+        .keys()
+        .find(|k| !k.starts_with('_') && !TOP_LEVEL_KEYS.contains(&k.as_str()))
+    {
+        let suggestion = suggest(key, TOP_LEVEL_KEYS.iter().copied());
+        return Err(site.error(&KeyPath::of(key), Problem::UnknownKey(suggestion)));
+    }
+    for key in ["description", "min_packer_version"] {
+        if root.get(key).is_some_and(|v| !v.is_string()) {
+            let problem = Problem::Invalid("expected a string".into());
+            return Err(site.error(&KeyPath::of(key), problem));
+        }
+    }
+    if let Some(post) = root.get("post-processors")
+        && !post.is_null()
+        && post.as_array().is_none_or(|a| !a.is_empty())
+    {
+        let message = "post-processors are not supported by osci: its state file records the \
+                       OMIs each build made";
+        let problem = Problem::Unsupported(message.into());
+        return Err(site.error(&KeyPath::of("post-processors"), problem));
+    }
+
+    let template_dir = std::path::absolute(match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    })
+    .map_err(|error| {
+        let path = path.to_path_buf();
+        whole_file(Problem::Io { path, error })
+    })?;
+    let vars = variables::resolve(root.get("variables"), options, &site, now, &template_dir)?;
+    let sensitive = sensitive_variables(root.get("sensitive-variables"), &root, &site)?;
+
+    let entries = builder_entries(root.get("builders"), &site)?;
+    let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+    let provisioners = provisioners::parse(root.get("provisioners"), &names, &site)?;
+
+    let user = |name: &str| vars.get(name);
+    let mut builds = Vec::new();
+    for entry in entries {
+        let scope = LoadScope {
+            user: &user,
+            in_variables: false,
+            build: Some((&entry.name, &entry.builder_type)),
+            now,
+            template_dir: &template_dir,
+        };
+        let build_site = Site {
+            file: path,
+            positions: &positions,
+            base: KeyPath::of("builders").index(entry.index),
+            build: Some(entry.name.clone()),
+        };
+        let fail = |(key, problem): (KeyPath, Problem)| build_site.error(&key, problem);
+
+        let mut config = entry.config;
+        bsu::check_keys(&config).map_err(fail)?;
+        config.remove("type");
+        config.remove("name");
+        let late = |at: &KeyPath| match at.head() {
+            Some(field) if LATE_FIELDS.contains(&field) => Late::BuildVars,
+            _ => Late::Evaluate,
+        };
+        let config = render_object(config, &KeyPath::root(), &scope, &late).map_err(fail)?;
+        let config = bsu::build(config, &template_dir).map_err(fail)?;
+
+        let provisioner_site = Site {
+            base: KeyPath::root(),
+            ..build_site
+        };
+        let fail = |(key, problem): (KeyPath, Problem)| provisioner_site.error(&key, problem);
+        let mut build_provisioners = Vec::new();
+        for (i, p) in provisioners.iter().enumerate() {
+            if !p.applies_to(&entry.name) {
+                continue;
+            }
+            let at = KeyPath::of("provisioners").index(i);
+            let config = p.config_for(&entry.name);
+            let config =
+                render_object(config, &at, &scope, &|_| Late::Provisioner).map_err(fail)?;
+            build_provisioners.push(Provisioner {
+                kind: p.kind.clone(),
+                config: Value::Object(config),
+            });
+        }
+
+        builds.push(Build {
+            name: entry.name,
+            builder_type: entry.builder_type,
+            config,
+            provisioners: build_provisioners,
+        });
+    }
+    Ok(Template {
+        path: path.to_path_buf(),
+        builds,
+        sensitive_values: vars.values_of(&sensitive),
+    })
+}
+
+/// A builder entry, identified, not yet validated.
+struct Entry {
+    index: usize,
+    name: String,
+    builder_type: String,
+    config: Map<String, Value>,
+}
+
+fn builder_entries(section: Option<&Value>, site: &Site) -> Result<Vec<Entry>, TemplateError> {
+    let base = KeyPath::of("builders");
+    let items = match section {
+        None => {
+            let what = "builders, the list of builds (e.g. one \"outscale-bsu\" builder)";
+            return Err(site.error(&base, Problem::Missing(what)));
+        }
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        Some(_) => {
+            let problem = Problem::Invalid("must be a non-empty array of builders".into());
+            return Err(site.error(&base, problem));
+        }
+    };
+    let mut entries: Vec<Entry> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let at = base.index(index);
+        let Value::Object(config) = item else {
+            let problem = Problem::Invalid("a builder is an object with a `type`".into());
+            return Err(site.error(&at, problem));
+        };
+        let builder_type = match config.get("type") {
+            Some(Value::String(t)) => t.clone(),
+            None => {
+                let what = "type, the builder type, e.g. \"outscale-bsu\"";
+                return Err(site.error(&at.key("type"), Problem::Missing(what)));
+            }
+            Some(_) => {
+                let problem = Problem::Invalid("expected a string such as \"outscale-bsu\"".into());
+                return Err(site.error(&at.key("type"), problem));
+            }
+        };
+        let name = match config.get("name") {
+            None => builder_type.clone(),
+            Some(Value::String(name)) if !name.is_empty() && !name.contains("{{") => name.clone(),
+            Some(_) => {
+                let message = "expected a non-empty plain string: build names are not interpolated";
+                return Err(site.error(&at.key("name"), Problem::Invalid(message.into())));
+            }
+        };
+        let build_site = Site {
+            file: site.file,
+            positions: site.positions,
+            base: at.clone(),
+            build: Some(name.clone()),
+        };
+        if LATER_TYPES.contains(&builder_type.as_str()) {
+            let message = format!(
+                "builder type {builder_type} is not supported yet by osci (bsu only for now)"
+            );
+            return Err(build_site.error(&KeyPath::of("type"), Problem::Unsupported(message)));
+        }
+        if !BSU_TYPES.contains(&builder_type.as_str()) {
+            let known = BSU_TYPES.iter().chain(LATER_TYPES).copied();
+            let (current, old): (Vec<&str>, Vec<&str>) =
+                known.clone().partition(|t| t.starts_with("outscale-"));
+            let message = format!(
+                "unknown builder type `{builder_type}`{}; the OUTSCALE builders are {} \
+                 (formerly {})",
+                error::did_you_mean(suggest(&builder_type, known).as_deref()),
+                current.join(", "),
+                old.join(", ")
+            );
+            return Err(build_site.error(&KeyPath::of("type"), Problem::Invalid(message)));
+        }
+        if let Some(first) = entries.iter().find(|e| e.name == name) {
+            let message = format!(
+                "builders[{}] already has this name; give each builder a distinct `name`",
+                first.index
+            );
+            let key = if config.contains_key("name") {
+                "name"
+            } else {
+                "type"
+            };
+            return Err(build_site.error(&KeyPath::of(key), Problem::Invalid(message)));
+        }
+        entries.push(Entry {
+            index,
+            name,
+            builder_type,
+            config: config.clone(),
+        });
+    }
+    Ok(entries)
+}
+
+/// The names in `sensitive-variables`, which must be variables.
+fn sensitive_variables(
+    section: Option<&Value>,
+    root: &Map<String, Value>,
+    site: &Site,
+) -> Result<Vec<String>, TemplateError> {
+    let base = KeyPath::of("sensitive-variables");
+    let Some(section) = section.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(items) = section else {
+        let problem = Problem::Invalid("expected an array of variable names".into());
+        return Err(site.error(&base, problem));
+    };
+    let defined = root.get("variables").and_then(Value::as_object);
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let name = item
+                .as_str()
+                .filter(|n| defined.is_some_and(|d| d.contains_key(*n)));
+            name.map(String::from).ok_or_else(|| {
+                let message = "expected the name of a variable defined in `variables`";
+                site.error(&base.index(i), Problem::Invalid(message.into()))
+            })
+        })
+        .collect()
+}
+
+type Failure = (KeyPath, Problem);
+
+/// Renders every key and string value of an object, recursively.
+fn render_object(
+    object: Map<String, Value>,
+    at: &KeyPath,
+    scope: &dyn Scope,
+    late: &dyn Fn(&KeyPath) -> Late,
+) -> Result<Map<String, Value>, Failure> {
+    let mut out = Map::new();
+    for (key, value) in object {
+        let path = at.key(&key);
+        let rendered_key =
+            render(&key, scope, late(&path)).map_err(|e| (path.clone(), e.into()))?;
+        let value = render_value(value, &path, scope, late)?;
+        if out.insert(rendered_key.clone(), value).is_some() {
+            let message = format!("another key of this object also renders to `{rendered_key}`");
+            return Err((path, Problem::Invalid(message)));
+        }
+    }
+    Ok(out)
+}
+
+fn render_value(
+    value: Value,
+    at: &KeyPath,
+    scope: &dyn Scope,
+    late: &dyn Fn(&KeyPath) -> Late,
+) -> Result<Value, Failure> {
+    match value {
+        Value::String(s) => render(&s, scope, late(at))
+            .map(Value::String)
+            .map_err(|e| (at.clone(), e.into())),
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| render_value(item, &at.index(i), scope, late))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        Value::Object(object) => render_object(object, at, scope, late).map(Value::Object),
+        other => Ok(other),
+    }
+}

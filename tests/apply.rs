@@ -1,0 +1,747 @@
+//! `osci plan`, `apply` and `destroy` as a user runs them, against the
+//! simulator: in-process (`sim://DIR`) for most, `osci sim serve` where a
+//! test needs to stop osci in the middle of its work.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use osci::oapi::Client;
+use osci::oapi::model::*;
+use serde_json::{Value, json};
+
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new() -> Workspace {
+        Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn sim_dir(&self) -> PathBuf {
+        self.path().join("sim")
+    }
+
+    /// Writes `t.json`: a bsu build against the in-process simulator, with
+    /// `changes` merged into the builder.
+    fn template(&self, changes: Value) -> PathBuf {
+        self.template_named("web", changes)
+    }
+
+    fn template_named(&self, name: &str, changes: Value) -> PathBuf {
+        let mut builder = json!({
+            "type": "outscale-bsu",
+            "name": name,
+            "custom_endpoint_oapi": format!("sim://{}", self.sim_dir().display()),
+            "vm_type": "tinav5.c2r4p2",
+            "source_omi_filter": {"filters": {"image-name": "Ubuntu-22.04-*"}, "owners": ["Outscale"], "most_recent": true},
+            "communicator": "none",
+            "omi_name": "golden-web",
+            "omi_description": "from {{ .SourceOMIName }}",
+            "tags": {"team": "platform", "source": "{{ .SourceOMI }}"},
+        });
+        merge(&mut builder, changes);
+        let path = self.path().join("t.json");
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(&json!({"builders": [builder]})).unwrap(),
+        )
+        .unwrap();
+        path
+    }
+
+    fn osci(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_osci"));
+        c.current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("OSCI_SIM_LATENCY_SCALE", "0")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.osci().args(args).output().unwrap()
+    }
+
+    /// A client of the simulator's default account (osci is not running).
+    fn client(&self) -> (std::sync::Arc<osci::sim::Sim>, Client) {
+        let sim = common::open(&self.sim_dir(), 0.0, osci::sim::Faults::none());
+        let client = common::client_for(&sim, None);
+        (sim, client)
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.path().join("state/t.json")).unwrap()).unwrap()
+    }
+}
+
+fn merge(base: &mut Value, changes: Value) {
+    if let (Value::Object(b), Value::Object(c)) = (base, changes) {
+        for (k, v) in c {
+            if v.is_null() {
+                b.remove(&k);
+            } else {
+                b.insert(k, v);
+            }
+        }
+    }
+}
+
+#[track_caller]
+fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {stderr}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+async fn own_images(client: &Client, account: &str) -> Vec<Image> {
+    client
+        .read_all(&ReadImagesRequest {
+            filters: Some(FiltersImage {
+                account_ids: Some(vec![account.to_string()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// Everything of the account that osci could have made and left.
+async fn leftovers(client: &Client, account: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for vm in client.read_all(&ReadVmsRequest::default()).await.unwrap() {
+        if vm.state != "terminated" {
+            left.push(vm.vm_id);
+        }
+    }
+    left.extend(
+        client
+            .read_all(&ReadVolumesRequest::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.volume_id),
+    );
+    left.extend(
+        own_images(client, account)
+            .await
+            .into_iter()
+            .map(|i| i.image_id),
+    );
+    left.extend(
+        client
+            .read_all(&ReadSnapshotsRequest {
+                filters: Some(FiltersSnapshot {
+                    account_ids: Some(vec![account.to_string()]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.snapshot_id),
+    );
+    left.extend(
+        client
+            .read_all(&ReadKeypairsRequest::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.keypair_name),
+    );
+    left.extend(
+        client
+            .read_all(&ReadSecurityGroupsRequest::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|g| g.security_group_name != "default")
+            .map(|g| g.security_group_id),
+    );
+    left.extend(
+        client
+            .read_all(&ReadPublicIpsRequest::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.public_ip_id),
+    );
+    left
+}
+
+#[tokio::test]
+async fn plan_apply_plan_again_and_destroy() {
+    let w = Workspace::new();
+    w.template(json!({"omi_account_ids": ["123456789012"], "snapshot_tags": {"role": "root"}}));
+
+    let out = w.run(&["plan", "t.json", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "+ build.web.security_group",
+        "+ build.web.vm",
+        "+ build.web.image",
+        "+ build.web.snapshot[\"/dev/sda1\"]",
+        "+ build.web.image_permissions",
+        "+ build.web.tags",
+        "(known after apply)",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+
+    let stderr = ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    assert!(stderr.contains("build.web.vm: running"), "{stderr}");
+    assert!(stderr.contains("build.web.image: available"), "{stderr}");
+    assert!(stderr.contains("OMI eu-west-2: ami-"), "{stderr}");
+
+    let (sim, client) = w.client();
+    let account = sim.default_account().account_id;
+    let images = own_images(&client, &account).await;
+    assert_eq!(images.len(), 1);
+    let image = &images[0];
+    assert_eq!(image.state, "available");
+    assert_eq!(image.image_name, "golden-web");
+    assert!(
+        image
+            .description
+            .as_deref()
+            .unwrap()
+            .starts_with("from Ubuntu-22.04-2025.06.10"),
+        "{:?}",
+        image.description
+    );
+    assert_eq!(
+        image.permissions_to_launch.account_ids,
+        vec!["123456789012".to_string()]
+    );
+    let tag =
+        |tags: &[ResourceTag], k: &str| tags.iter().find(|t| t.key == k).map(|t| t.value.clone());
+    assert_eq!(tag(&image.tags, "team").as_deref(), Some("platform"));
+    assert!(tag(&image.tags, "source").unwrap().starts_with("ami-"));
+    assert!(tag(&image.tags, "osci:lineage").is_some());
+    let snapshot = client
+        .read_all(&ReadSnapshotsRequest {
+            filters: Some(FiltersSnapshot {
+                snapshot_ids: Some(image.snapshot_ids()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(tag(&snapshot.tags, "role").as_deref(), Some("root"));
+    assert_eq!(tag(&snapshot.tags, "team").as_deref(), Some("platform"));
+    assert_eq!(
+        snapshot.permissions_to_create_volume.account_ids,
+        vec!["123456789012".to_string()]
+    );
+    // Nothing temporary is left: no VM, volume, group or keypair.
+    let left: Vec<String> = leftovers(&client, &account)
+        .await
+        .into_iter()
+        .filter(|id| *id != image.image_id && *id != snapshot.snapshot_id)
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(client);
+    drop(sim);
+
+    let out = w.run(&["plan", "t.json", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No changes"));
+
+    ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
+    let (sim, client) = w.client();
+    assert!(
+        leftovers(&client, &sim.default_account().account_id)
+            .await
+            .is_empty()
+    );
+    // The catalogue is untouched.
+    assert_eq!(
+        client
+            .read_all(&ReadImagesRequest::default())
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    assert!(w.state()["resources"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn in_place_updates_replacements_and_removal() {
+    let w = Workspace::new();
+    w.template(json!({}));
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let first = w.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "build.web.image")
+        .unwrap()["id"]
+        .clone();
+
+    // Tags and sharing change in place: no new OMI.
+    w.template(json!({"tags": {"team": "security"}, "omi_account_ids": ["210987654321"]}));
+    let out = w.run(&["plan", "t.json"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("~ build.web.tags"), "{text}");
+    assert!(text.contains("~ build.web.image_permissions"), "{text}");
+    assert!(!text.contains("+ build.web.image"), "{text}");
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    {
+        let (sim, client) = w.client();
+        let images = own_images(&client, &sim.default_account().account_id).await;
+        assert_eq!(images.len(), 1, "no new OMI");
+        assert_eq!(Value::from(images[0].image_id.clone()), first);
+        assert_eq!(
+            images[0].permissions_to_launch.account_ids,
+            vec!["210987654321".to_string()]
+        );
+        assert!(
+            images[0]
+                .tags
+                .iter()
+                .any(|t| t.key == "team" && t.value == "security")
+        );
+        assert!(
+            !images[0].tags.iter().any(|t| t.key == "source"),
+            "a tag no longer wanted is removed"
+        );
+    }
+    assert_eq!(
+        w.run(&["plan", "t.json", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
+
+    // vm_type shapes the image: replace. The current OMI holds the name, so
+    // without force_deregister the plan says how to go on.
+    w.template(json!({"tags": {"team": "security"}, "omi_account_ids": ["210987654321"], "vm_type": "tinav5.c4r8p2"}));
+    let out = w.run(&["plan", "t.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains("must be replaced")
+            && stderr.contains(first.as_str().unwrap())
+            && stderr.contains("force_deregister"),
+        "{stderr}"
+    );
+    let replacing = json!({"tags": {"team": "security"}, "omi_account_ids": ["210987654321"], "vm_type": "tinav5.c4r8p2", "force_deregister": true});
+    w.template(replacing);
+    let text = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(text.contains("-/+ build.web.image"), "{text}");
+    assert!(
+        text.contains(first.as_str().unwrap()),
+        "the plan names the OMI force_deregister removes: {text}"
+    );
+    // So does another source OMI.
+    let debian = {
+        let (_sim, client) = w.client();
+        client
+            .read_all(&ReadImagesRequest {
+                filters: Some(FiltersImage {
+                    image_names: Some(vec!["Debian-12-*".into()]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .remove(0)
+            .image_id
+    };
+    w.template(json!({"tags": {"team": "security"}, "omi_account_ids": ["210987654321"], "source_omi_filter": null, "source_omi": debian, "force_deregister": true}));
+    let text = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(text.contains("-/+ build.web.image"), "{text}");
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    {
+        let (sim, client) = w.client();
+        let images = own_images(&client, &sim.default_account().account_id).await;
+        assert_eq!(
+            images.len(),
+            1,
+            "the replaced OMI is gone, one new one stands"
+        );
+        assert_ne!(Value::from(images[0].image_id.clone()), first);
+    }
+
+    // The build gone from the template: destroy.
+    w.template_named("other", json!({"omi_name": "golden-other"}));
+    let text = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(text.contains("- build.web.image"), "{text}");
+    assert!(
+        text.contains("the build is no longer in the template"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn force_deregister_removes_exactly_the_planned_images() {
+    let w = Workspace::new();
+    // Another account owns an OMI of the same name: never touched. This
+    // account has one made by hand: the plan names it and its snapshot.
+    let (other_image, mine, mine_snapshots) = {
+        let (sim, client) = w.client();
+        let catalogue = client
+            .read_all(&ReadImagesRequest::default())
+            .await
+            .unwrap()
+            .remove(0);
+        let other = sim.create_account().unwrap();
+        let other_client = common::client_for(&sim, Some((other.access_key, other.secret_key)));
+        let copy = |c: Client, name: &'static str| {
+            let source = catalogue.image_id.clone();
+            async move {
+                c.call(&CreateImageRequest {
+                    source_image_id: Some(source),
+                    source_region_name: Some("eu-west-2".into()),
+                    image_name: Some(name.into()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .image
+            }
+        };
+        let other_image = copy(other_client, "golden-web").await;
+        let mine = copy(client.clone(), "golden-web").await;
+        (
+            other_image.image_id,
+            mine.image_id.clone(),
+            mine.snapshot_ids(),
+        )
+    };
+
+    // Without force_deregister the clash is reported at plan time.
+    w.template(json!({}));
+    let out = w.run(&["plan", "t.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("already exists") && stderr.contains(&mine),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&other_image), "{stderr}");
+
+    w.template(json!({"force_deregister": true, "force_delete_snapshot": true}));
+    let text = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(text.contains(&format!("- {mine}")), "{text}");
+    for s in &mine_snapshots {
+        assert!(text.contains(&format!("- {s}")), "{text}");
+    }
+    assert!(!text.contains(&other_image), "{text}");
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+
+    let (sim, client) = w.client();
+    let images = client
+        .read_all(&ReadImagesRequest::default())
+        .await
+        .unwrap();
+    assert!(
+        !images.iter().any(|i| i.image_id == mine),
+        "the planned OMI is gone"
+    );
+    let snapshots = client
+        .read_all(&ReadSnapshotsRequest {
+            filters: Some(FiltersSnapshot {
+                account_ids: Some(vec![sim.default_account().account_id]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        !snapshots
+            .iter()
+            .any(|s| mine_snapshots.contains(&s.snapshot_id))
+    );
+    let new = images
+        .iter()
+        .find(|i| i.image_name == "golden-web" && i.image_id != other_image)
+        .unwrap();
+    assert_ne!(new.image_id, mine);
+    let other = sim.create_account().unwrap();
+    drop(other);
+    // The other account's OMI still exists (seen from the simulator's side).
+    let all: Value =
+        serde_json::from_slice(&std::fs::read(w.sim_dir().join("sim.json")).unwrap()).unwrap();
+    assert!(
+        all["images"].get(&other_image).is_some(),
+        "another account's OMI is never touched"
+    );
+}
+
+#[test]
+fn a_second_apply_is_refused_while_one_runs() {
+    let w = Workspace::new();
+    w.template(json!({}));
+    // A slow simulator keeps the first apply busy.
+    let mut first = w
+        .osci()
+        .env("OSCI_SIM_LATENCY_SCALE", "1")
+        .args(["apply", "t.json", "--auto-approve"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = w.path().join("state/t.json.lock");
+    for _ in 0..100 {
+        if std::fs::read_to_string(&lock).is_ok_and(|s| s.contains("pid")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = w.run(&["apply", "t.json", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("locked by pid {}", first.id())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("osci apply"), "{stderr}");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(first.id().to_string())
+        .status();
+    let _ = first.wait();
+}
+
+#[test]
+fn corrupt_state_is_refused_and_left_untouched() {
+    let w = Workspace::new();
+    w.template(json!({}));
+    std::fs::create_dir_all(w.path().join("state")).unwrap();
+    let path = w.path().join("state/t.json");
+    for bad in [
+        &b"{\"format_version\": 1, \"lineage\": \"x\", \"ser"[..],
+        b"",
+        b"not json",
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        for args in [
+            &["plan", "t.json"][..],
+            &["apply", "t.json", "--auto-approve"],
+            &["destroy", "t.json", "--auto-approve"],
+        ] {
+            let out = w.run(args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("is not valid osci state") && stderr.contains("left untouched"),
+                "{stderr}"
+            );
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                bad,
+                "{args:?} changed the file"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_templates_are_clear_errors() {
+    let w = Workspace::new();
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"omi_nmae": "x"}), "omi_name"),
+        (json!({"omi_name": null}), "omi_name"),
+        (
+            json!({"temporary_security_group_source_cidr": "10.0.0.0/33"}),
+            "temporary_security_group_source_cidr",
+        ),
+        (json!({"vm_type": 3}), "vm_type"),
+        (
+            json!({"user_data": "a", "user_data_file": "x.sh"}),
+            "user_data",
+        ),
+    ];
+    for (change, key) in cases {
+        w.template(change.clone());
+        let out = w.run(&["validate", "t.json"]);
+        assert_eq!(out.status.code(), Some(1), "{change}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("t.json") && stderr.contains("web") && stderr.contains(key),
+            "{change}: {stderr}"
+        );
+    }
+    w.template(json!({}));
+    ok(&w.run(&["validate", "t.json"]));
+}
+
+/// The same template, state and cloud give the same plan, byte for byte.
+#[test]
+fn plans_are_deterministic_golden() {
+    let w = Workspace::new();
+    w.template(json!({"omi_account_ids": ["123456789012"], "tags": {"b": "2", "a": "1"}}));
+    let text = |args: &[&str]| {
+        let out = w.run(args);
+        assert!(
+            out.status.code() == Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let plan = text(&["plan", "t.json"]);
+    let json_plan = text(&["plan", "t.json", "--json"]);
+    assert_eq!(plan, text(&["plan", "t.json"]));
+    assert_eq!(json_plan, text(&["plan", "t.json", "--json"]));
+    // A state never written has no lineage yet; the source id and digest
+    // vary with the simulator's seed, the rest is golden.
+    let v: Value = serde_json::from_str(&json_plan).unwrap();
+    assert_eq!(v["format_version"], "1.0");
+    assert!(v["lineage"].is_null(), "{json_plan}");
+    let source = v["builds"][0]["source_omi"].as_str().unwrap().to_string();
+    let digest = v["builds"][0]["digest"].as_str().unwrap().to_string();
+    let normalise = |s: &str| s.replace(&source, "ami-SOURCE").replace(&digest, "DIGEST");
+    golden("plan.txt", &normalise(&plan));
+    golden("plan.json", &normalise(&json_plan));
+}
+
+/// Compares with `tests/golden/NAME`; `OSCI_BLESS=1` rewrites it.
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("OSCI_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("no golden file {}: run with OSCI_BLESS=1", path.display()));
+    assert_eq!(actual, expected, "differs from {}", path.display());
+}
+
+/// Stops `osci apply` with SIGKILL at a moment the simulator's call counts
+/// reveal, then checks that `osci destroy` leaves nothing osci made.
+async fn kill_then_destroy(faults: &str, moment: impl Fn(&Value) -> bool) {
+    let sim = common::SimProcess::start_with(&["--latency-scale", "0.3", "--faults", faults]);
+    let w = Workspace::new();
+    w.template(json!({"custom_endpoint_oapi": sim.endpoint, "associate_public_ip_address": true}));
+    let env = |c: &mut Command| {
+        c.env("OSC_ACCESS_KEY", &sim.access_key)
+            .env("OSC_SECRET_KEY", &sim.secret_key)
+            .env("OSCI_RATE_LIMIT", "0");
+    };
+    let mut apply = w.osci();
+    env(&mut apply);
+    let mut child = apply
+        .args(["apply", "t.json", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stats_url = sim.endpoint.replace("/api/v1", "/_sim/stats");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats: Value = reqwest::get(&stats_url)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if moment(&stats) {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "apply ended before the moment came"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the moment never came: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let mut destroy = w.osci();
+    env(&mut destroy);
+    let out = destroy
+        .args(["destroy", "t.json", "--auto-approve"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let client = common::http_client(
+        std::collections::HashMap::from([
+            ("OSC_ENDPOINT_API", sim.endpoint.clone()),
+            ("OSC_ACCESS_KEY", sim.access_key.clone()),
+            ("OSC_SECRET_KEY", sim.secret_key.clone()),
+        ]),
+        None,
+        10,
+    )
+    .unwrap();
+    let left = leftovers(&client, &sim.account_id).await;
+    assert!(left.is_empty(), "left behind after destroy: {left:?}");
+    assert_eq!(
+        client
+            .read_all(&ReadImagesRequest::default())
+            .await
+            .unwrap()
+            .len(),
+        4,
+        "catalogue untouched"
+    );
+}
+
+fn calls(stats: &Value, op: &str) -> u64 {
+    stats["calls"][op].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_right_after_create_vms() {
+    // The first CreateVms runs but its answer is lost; the retry is slow:
+    // osci dies knowing only the ClientToken it chose.
+    kill_then_destroy("drop@CreateVms*1,slow:4000@CreateVms", |s| {
+        calls(s, "CreateVms") >= 2
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_the_image_wait() {
+    kill_then_destroy("", |s| {
+        calls(s, "CreateImage") >= 1 && calls(s, "ReadImages") >= 2
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_teardown() {
+    kill_then_destroy("", |s| calls(s, "DeleteVms") >= 1).await;
+}
