@@ -74,6 +74,24 @@ impl Workspace {
         self.osci().args(args).output().unwrap()
     }
 
+    /// Runs osci with faults injected into its in-process simulator.
+    fn run_with_faults(&self, faults: &str, args: &[&str]) -> Output {
+        self.osci()
+            .env("OSCI_SIM_FAULTS", faults)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn addresses(&self) -> Vec<String> {
+        self.state()["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["address"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// A client of the simulator's default account (osci is not running).
     fn client(&self) -> (std::sync::Arc<osci::sim::Sim>, Client) {
         let sim = common::open(&self.sim_dir(), 0.0, osci::sim::Faults::none());
@@ -212,10 +230,12 @@ async fn plan_apply_plan_again_and_destroy() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 
-    let stderr = ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let out = w.run(&["apply", "t.json", "--auto-approve"]);
+    let stderr = ok(&out);
     assert!(stderr.contains("build.web.vm: running"), "{stderr}");
     assert!(stderr.contains("build.web.image: available"), "{stderr}");
-    assert!(stderr.contains("OMI eu-west-2: ami-"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("OMI eu-west-2: ami-"), "{stdout}");
 
     let (sim, client) = w.client();
     let account = sim.default_account().account_id;
@@ -696,6 +716,14 @@ async fn kill_then_destroy(faults: &str, moment: impl Fn(&Value) -> bool) {
         .output()
         .unwrap();
     ok(&out);
+    for file in ["state/t.json", "state/t.json.backup"] {
+        let bytes = std::fs::read_to_string(w.path().join(file)).unwrap();
+        assert!(
+            !bytes.contains(&sim.secret_key),
+            "the secret key is in {file}"
+        );
+    }
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&sim.secret_key));
     let client = common::http_client(
         std::collections::HashMap::from([
             ("OSC_ENDPOINT_API", sim.endpoint.clone()),
@@ -744,4 +772,263 @@ async fn sigkill_during_the_image_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_teardown() {
     kill_then_destroy("", |s| calls(s, "DeleteVms") >= 1).await;
+}
+
+/// The platform fails the new image: by default everything the build made
+/// goes, the half-made OMI and its snapshots included.
+#[tokio::test]
+async fn a_failed_image_is_cleaned_up_with_everything_the_build_made() {
+    let w = Workspace::new();
+    w.template(
+        json!({"associate_public_ip_address": true, "launch_block_device_mappings": [
+            {"device_name": "/dev/sda1", "volume_size": 12},
+            {"device_name": "/dev/sdb", "volume_size": 5, "delete_on_vm_deletion": false}
+        ]}),
+    );
+    let out = w.run_with_faults("fail@CreateImage", &["apply", "t.json", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("reached the failure state failed"),
+        "{stderr}"
+    );
+    assert!(w.addresses().is_empty(), "{:?}", w.addresses());
+    let (sim, client) = w.client();
+    let left = leftovers(&client, &sim.default_account().account_id).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// `--on-error abort` keeps what the failed build made, for inspection;
+/// `destroy --orphans-only` removes exactly that, and leaves the OMI another
+/// build made in the same run.
+#[tokio::test]
+async fn on_error_abort_keeps_the_failed_build_for_destroy_orphans_only() {
+    let w = Workspace::new();
+    let builder = |name: &str| {
+        json!({
+            "type": "outscale-bsu",
+            "name": name,
+            "custom_endpoint_oapi": format!("sim://{}", w.sim_dir().display()),
+            "vm_type": "tinav5.c2r4p2",
+            "source_omi_filter": {"filters": {"image-name": "Ubuntu-22.04-*"}, "owners": ["Outscale"], "most_recent": true},
+            "communicator": "none",
+            "omi_name": format!("golden-{name}"),
+        })
+    };
+    std::fs::write(
+        w.path().join("t.json"),
+        serde_json::to_vec(&json!({"builders": [builder("a"), builder("b")]})).unwrap(),
+    )
+    .unwrap();
+    // One build at a time: "a" gets the one failing CreateImage.
+    let out = w.run_with_faults(
+        "fail@CreateImage*1",
+        &[
+            "apply",
+            "t.json",
+            "--auto-approve",
+            "--on-error",
+            "abort",
+            "--parallelism",
+            "1",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kept = w.addresses();
+    for address in [
+        "build.a.vm",
+        "build.a.security_group",
+        "build.a.image",
+        "build.b.image",
+    ] {
+        assert!(
+            kept.contains(&address.to_string()),
+            "{address} not in {kept:?}"
+        );
+    }
+    assert!(!kept.contains(&"build.b.vm".to_string()), "{kept:?}");
+    let status = |address: &str| {
+        w.state()["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["address"] == address)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status("build.a.image"), "tainted");
+    assert_eq!(status("build.b.image"), "created");
+    {
+        let (_sim, client) = w.client();
+        let vms: Vec<_> = client.read_all(&ReadVmsRequest::default()).await.unwrap();
+        assert!(
+            vms.iter().any(|v| v.state == "stopped"),
+            "the failed build's VM is kept: {vms:?}"
+        );
+    }
+    // The next plan removes the leftovers and builds "a" again.
+    let text = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(text.contains("- build.a.vm"), "{text}");
+    assert!(!text.contains("build.b."), "{text}");
+
+    let good = w.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "build.b.image")
+        .unwrap()["id"]
+        .clone();
+    ok(&w.run(&["destroy", "t.json", "--orphans-only", "--auto-approve"]));
+    assert!(
+        w.addresses().iter().all(|a| a.starts_with("build.b.")),
+        "{:?}",
+        w.addresses()
+    );
+    {
+        let (sim, client) = w.client();
+        let left = leftovers(&client, &sim.default_account().account_id).await;
+        let images = own_images(&client, &sim.default_account().account_id).await;
+        assert_eq!(images.len(), 1);
+        assert_eq!(Value::from(images[0].image_id.clone()), good);
+        assert_eq!(left.len(), 2, "build b's OMI and snapshot only: {left:?}");
+    }
+    ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
+    let (sim, client) = w.client();
+    assert!(
+        leftovers(&client, &sim.default_account().account_id)
+            .await
+            .is_empty()
+    );
+}
+
+/// `plan -out` then `apply PLANFILE` applies without asking; a saved plan
+/// made before the state changed is refused.
+#[test]
+fn saved_plans_apply_and_stale_ones_are_refused() {
+    let w = Workspace::new();
+    w.template(json!({}));
+    ok(&w.run(&["plan", "t.json", "-out", "first.plan"]));
+    // stdin is not a terminal: only a saved plan applies without --auto-approve.
+    ok(&w.run(&["apply", "first.plan"]));
+    assert!(w.addresses().contains(&"build.web.image".to_string()));
+
+    w.template(json!({"tags": {"team": "one"}}));
+    ok(&w.run(&["plan", "t.json", "-out", "second.plan"]));
+    w.template(json!({"tags": {"team": "two"}}));
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let before = std::fs::read(w.path().join("state/t.json")).unwrap();
+    let out = w.run(&["apply", "second.plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stale"), "{stderr}");
+    assert_eq!(
+        std::fs::read(w.path().join("state/t.json")).unwrap(),
+        before,
+        "a refused plan writes nothing"
+    );
+}
+
+/// `state list`, `show` and `rm`: what a user inspects and edits.
+#[test]
+fn state_list_show_and_rm() {
+    let w = Workspace::new();
+    w.template(json!({}));
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let out = w.run(&["state", "list", "t.json"]);
+    ok(&out);
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    let image_line = list
+        .lines()
+        .find(|l| l.starts_with("build.web.image\t"))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        image_line.contains("\tami-") && image_line.ends_with("\tcreated"),
+        "{image_line}"
+    );
+
+    let out = w.run(&["state", "show", "build.web.image", "t.json"]);
+    ok(&out);
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["kind"], "image");
+    assert_eq!(shown["attributes"]["name"], "golden-web");
+
+    let out = w.run(&["state", "show", "build.web.nothing", "t.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no resource at build.web.nothing"));
+
+    ok(&w.run(&["state", "rm", "build.web.tags", "t.json"]));
+    assert!(!w.addresses().contains(&"build.web.tags".to_string()));
+    let text = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(text.contains("+ build.web.tags"), "{text}");
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    assert!(w.addresses().contains(&"build.web.tags".to_string()));
+    assert_eq!(
+        w.run(&["plan", "t.json", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+/// The first SIGTERM stops the build and cleans up what it made; the state
+/// keeps nothing ephemeral.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_cleans_up_what_the_build_made() {
+    let sim = common::SimProcess::start_with(&["--latency-scale", "0.5"]);
+    let w = Workspace::new();
+    w.template(json!({"custom_endpoint_oapi": sim.endpoint}));
+    let child = w
+        .osci()
+        .env("OSC_ACCESS_KEY", &sim.access_key)
+        .env("OSC_SECRET_KEY", &sim.secret_key)
+        .env("OSCI_RATE_LIMIT", "0")
+        .args(["apply", "t.json", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stats_url = sim.endpoint.replace("/api/v1", "/_sim/stats");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats: Value = reqwest::get(&stats_url)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if calls(&stats, "CreateVms") >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no CreateVms: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Interrupted"), "{stderr}");
+    assert!(w.addresses().is_empty(), "{:?}", w.addresses());
+    let client = common::http_client(
+        std::collections::HashMap::from([
+            ("OSC_ENDPOINT_API", sim.endpoint.clone()),
+            ("OSC_ACCESS_KEY", sim.access_key.clone()),
+            ("OSC_SECRET_KEY", sim.secret_key.clone()),
+        ]),
+        None,
+        10,
+    )
+    .unwrap();
+    let left = leftovers(&client, &sim.account_id).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -18,7 +18,7 @@ use crate::graph::{
 use crate::oapi::model::*;
 use crate::oapi::wait::{WaitPolicy, Waiters};
 use crate::oapi::{Client, Error};
-use crate::state::{Kind, Lookup};
+use crate::state::{Kind, Lookup, Status};
 use crate::template::{BsuConfig, Build, BuildVars, render_build_vars};
 
 /// A bsu build, resolved against the cloud (source OMI, account).
@@ -732,7 +732,9 @@ impl Bsu {
             .map_err(Self::record_error)?;
             rec.created(&address, &snapshot)
                 .map_err(Self::record_error)?;
-            rec.update(&address, BTreeMap::new(), Some(self.digest.clone()), false)
+            // Tainted with their image until it is settled: a build that
+            // fails before then has them cleaned up with it.
+            rec.update(&address, BTreeMap::new(), Some(self.digest.clone()), true)
                 .map_err(Self::record_error)?;
             self.tag(
                 vec![snapshot],
@@ -851,6 +853,22 @@ impl Bsu {
             .await
             .map_err(err)?;
         if let Some(image) = fresh.first() {
+            for device in image
+                .block_device_mappings
+                .iter()
+                .filter_map(|m| m.device_name.as_deref())
+            {
+                let address = self.addr(Kind::Snapshot, Some(device));
+                if let Some(snapshot) = rec.get(&address).filter(|r| r.status == Status::Tainted) {
+                    rec.update(
+                        &address,
+                        snapshot.attributes,
+                        Some(self.digest.clone()),
+                        false,
+                    )
+                    .map_err(Self::record_error)?;
+                }
+            }
             rec.update(
                 &image_address,
                 image_attributes(image),

@@ -45,7 +45,12 @@ pub fn connect(overrides: &Overrides) -> anyhow::Result<Connection> {
             let sim = Sim::open(SimConfig {
                 data_dir: dir.clone(),
                 latency_scale,
-                faults: Faults::none(),
+                faults: match std::env::var("OSCI_SIM_FAULTS") {
+                    Ok(spec) => {
+                        Faults::parse(&spec).map_err(|e| anyhow::anyhow!("OSCI_SIM_FAULTS: {e}"))?
+                    }
+                    Err(_) => Faults::none(),
+                },
                 region: credentials.region.value.clone(),
             })?;
             let region = sim.region();

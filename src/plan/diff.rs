@@ -91,10 +91,6 @@ impl Plan {
     }
 }
 
-fn known(attributes: &BTreeMap<String, Option<Value>>) -> BTreeMap<String, Option<Value>> {
-    attributes.clone()
-}
-
 /// Diffs the template's builds against the state (with what refresh saw).
 pub fn diff(desired: &[DesiredBuild], state: &State, observed: &Observed) -> Plan {
     let mut changes = Vec::new();
@@ -190,7 +186,7 @@ pub fn diff(desired: &[DesiredBuild], state: &State, observed: &Observed) -> Pla
                         ephemeral: d.ephemeral,
                         id: previous.and_then(|p| p.id.clone()),
                         before: previous.map(|p| p.attributes.clone()).unwrap_or_default(),
-                        after: known(&d.attributes),
+                        after: d.attributes.clone(),
                         reason: if gone && d.kind == Kind::Image {
                             Some("the OMI was deleted outside osci".into())
                         } else if previous.is_some() && d.kind == Kind::Image {
@@ -206,10 +202,20 @@ pub fn diff(desired: &[DesiredBuild], state: &State, observed: &Observed) -> Pla
                     if d.ephemeral || d.kind == Kind::Snapshot || !differs(d, state, observed) {
                         continue;
                     }
-                    let before = current_attributes(&d.address, state, observed);
+                    // A setting forgotten by `state rm` is set again: a create.
+                    let recorded = state.get(&d.address).is_some();
+                    let before = if recorded {
+                        current_attributes(&d.address, state, observed)
+                    } else {
+                        BTreeMap::new()
+                    };
                     changes.push(Change {
                         address: d.address.clone(),
-                        action: Action::Update,
+                        action: if recorded {
+                            Action::Update
+                        } else {
+                            Action::Create
+                        },
                         ephemeral: false,
                         id: state.get(&d.address).and_then(|r| r.id.clone()),
                         before: d
@@ -217,7 +223,7 @@ pub fn diff(desired: &[DesiredBuild], state: &State, observed: &Observed) -> Pla
                             .keys()
                             .filter_map(|k| before.get(k).map(|v| (k.clone(), v.clone())))
                             .collect(),
-                        after: known(&d.attributes),
+                        after: d.attributes.clone(),
                         reason: None,
                     });
                 }

@@ -11,6 +11,7 @@
 //! | `error`     | HTTP 500 before the call runs                             |
 //! | `drop`      | the call runs, then the connection closes with no answer  |
 //! | `slow:MS`   | the answer is delayed by MS milliseconds                  |
+//! | `fail`      | the call succeeds, but the image it starts ends `failed`  |
 //!
 //! RATE is a probability (default 1), COUNT caps how many times the rule
 //! fires. `throttle=0.3` throttles 30% of all calls; `drop@CreateVms*1` loses
@@ -29,6 +30,9 @@ pub enum FaultKind {
     Error,
     Drop,
     Slow(Duration),
+    /// What the call starts fails later on the platform's side (an image
+    /// ends in `failed`), as a real region sometimes does.
+    Fail,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +49,8 @@ pub struct Decision {
     /// Answer this instead of running the call.
     pub refuse: Option<FaultKind>,
     pub drop_after: bool,
+    /// What the call starts is to end in its failure state.
+    pub fail_later: bool,
     pub delay: Duration,
 }
 
@@ -95,6 +101,7 @@ impl Faults {
             }
             match &rule.kind {
                 FaultKind::Slow(d) => decision.delay += *d,
+                FaultKind::Fail if !decision.fail_later => decision.fail_later = true,
                 FaultKind::Drop if !decision.drop_after && decision.refuse.is_none() => {
                     decision.drop_after = true
                 }
@@ -145,6 +152,7 @@ fn parse_rule(raw: &str) -> Result<Rule, String> {
         "busy" => FaultKind::Busy,
         "error" => FaultKind::Error,
         "drop" => FaultKind::Drop,
+        "fail" => FaultKind::Fail,
         k => match k.strip_prefix("slow:") {
             Some(ms) => {
                 FaultKind::Slow(Duration::from_millis(ms.parse().map_err(|_| {
@@ -153,7 +161,7 @@ fn parse_rule(raw: &str) -> Result<Rule, String> {
             }
             None => {
                 return Err(format!(
-                    "`{raw}`: unknown fault `{k}` (throttle, busy, error, drop, slow:MS)"
+                    "`{raw}`: unknown fault `{k}` (throttle, busy, error, drop, slow:MS, fail)"
                 ));
             }
         },

@@ -218,7 +218,18 @@ impl Sim {
         });
         let result = match refused {
             Some(e) => Err(e),
-            None => self.call(&operation, &path, request.headers(), request.body()),
+            None => {
+                if decision.fail_later {
+                    self.count(|s| &mut s.faults, "fail");
+                }
+                self.call(
+                    &operation,
+                    &path,
+                    request.headers(),
+                    request.body(),
+                    decision.fail_later,
+                )
+            }
         };
         let response = match result {
             Ok(mut body) => {
@@ -245,6 +256,7 @@ impl Sim {
         path: &str,
         headers: &http::HeaderMap,
         body: &[u8],
+        fail_later: bool,
     ) -> Result<Value, SimError> {
         let now = now_ms();
         let mut world = self.world.lock().expect("world lock");
@@ -260,6 +272,7 @@ impl Sim {
             account,
             now,
             latency: self.latency,
+            fail_later,
         };
         let value = ops::dispatch(&mut ctx, operation, body)?;
         if !ops::is_read(operation) {
@@ -395,6 +408,7 @@ fn seed(region: &str) -> World {
                     ..Default::default()
                 },
                 ready_at: created,
+                fails: false,
             },
         );
     }

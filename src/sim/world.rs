@@ -93,6 +93,9 @@ pub struct VmRecord {
 pub struct ImageRecord {
     pub image: Image,
     pub ready_at: Millis,
+    /// Ends in `failed` instead of `available` (the `fail` fault).
+    #[serde(default)]
+    pub fails: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -289,6 +292,14 @@ impl World {
         }
         let snapshots = &self.snapshots;
         for rec in self.images.values_mut() {
+            if rec.image.state == "pending" && now >= rec.ready_at && rec.fails {
+                rec.image.state = "failed".into();
+                rec.image.state_comment = Some(crate::oapi::model::StateComment {
+                    state_code: Some("Server.InternalError".into()),
+                    state_message: Some("Image registration failed (injected fault)".into()),
+                });
+                continue;
+            }
             if rec.image.state == "pending" && now >= rec.ready_at {
                 let ready = rec.image.snapshot_ids().iter().all(|id| {
                     snapshots

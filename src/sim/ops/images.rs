@@ -292,7 +292,11 @@ pub fn create(ctx: &mut Ctx<'_>, req: CreateImageRequest) -> SimResult<ImageResp
         }
         image.root_device_name = Some(root);
     }
-    let rec = ImageRecord { image, ready_at };
+    let rec = ImageRecord {
+        image,
+        ready_at,
+        fails: ctx.fail_later,
+    };
     let response = render(ctx.world, &rec);
     ctx.world.images.insert(image_id, rec);
     Ok(ImageResponse {

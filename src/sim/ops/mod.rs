@@ -29,6 +29,8 @@ pub struct Ctx<'a> {
     pub account: String,
     pub now: Millis,
     pub latency: Latency,
+    /// Set by the `fail` fault: what this call starts ends in failure.
+    pub fail_later: bool,
 }
 
 impl Ctx<'_> {
