@@ -1032,3 +1032,90 @@ async fn sigterm_cleans_up_what_the_build_made() {
     let left = leftovers(&client, &sim.account_id).await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// `net_filter`, `subnet_filter` (most_free) and `security_group_filter`
+/// choose where the VM runs: inside the chosen Net only, with the matched
+/// group and no temporary one.
+#[tokio::test]
+async fn network_filters_place_the_vm() {
+    let w = Workspace::new();
+    let (subnet, group) = {
+        let (_sim, client) = w.client();
+        let make_net = |range: &str| CreateNetRequest {
+            ip_range: range.into(),
+            ..Default::default()
+        };
+        // A decoy Net whose subnet has more free addresses: the filter on the
+        // Net must keep the subnet search inside the chosen one.
+        let decoy = client.call(&make_net("10.1.0.0/16")).await.unwrap().net;
+        let net = client.call(&make_net("10.0.0.0/16")).await.unwrap().net;
+        client
+            .call(&CreateTagsRequest {
+                resource_ids: vec![net.net_id.clone()],
+                tags: vec![ResourceTag::new("team", "images")],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let subnet = |net_id: &str, range: &str| CreateSubnetRequest {
+            net_id: net_id.into(),
+            ip_range: range.into(),
+            ..Default::default()
+        };
+        client
+            .call(&subnet(&decoy.net_id, "10.1.0.0/16"))
+            .await
+            .unwrap();
+        client
+            .call(&subnet(&net.net_id, "10.0.1.0/28"))
+            .await
+            .unwrap();
+        let big = client
+            .call(&subnet(&net.net_id, "10.0.2.0/24"))
+            .await
+            .unwrap()
+            .subnet;
+        let group = client
+            .call(&CreateSecurityGroupRequest {
+                security_group_name: "builders".into(),
+                description: "for image builds".into(),
+                net_id: Some(net.net_id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .security_group;
+        (big.subnet_id, group.security_group_id)
+    };
+    w.template(json!({
+        "net_filter": {"filters": {"tag-key": "team"}},
+        "subnet_filter": {"filters": {"states": "available"}, "most_free": true},
+        "security_group_filter": {"filters": {"security_group_names": "builders"}},
+    }));
+    let text = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(
+        !text.contains("build.web.security_group"),
+        "no temporary group: {text}"
+    );
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let (_sim, client) = w.client();
+    let vms = client.read_all(&ReadVmsRequest::default()).await.unwrap();
+    assert_eq!(vms.len(), 1, "{vms:?}");
+    assert_eq!(vms[0].subnet_id.as_deref(), Some(subnet.as_str()));
+    let groups: Vec<_> = vms[0]
+        .security_groups
+        .iter()
+        .map(|g| g.security_group_id.clone())
+        .collect();
+    assert_eq!(groups, vec![group]);
+
+    // A filter that matches nothing is a plan-time error naming the key.
+    w.template(json!({"net_filter": {"filters": {"tag-key": "nobody"}}}));
+    let out = w.run(&["plan", "t.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("net_filter") && stderr.contains("no Net matches"),
+        "{stderr}"
+    );
+}

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::network;
 use super::outscale::{OutscaleDestroyer, ownership_tags, while_in_use};
 use crate::graph::{
     BuildAction, BuildRunner, Deregister, Destroyer, Digest, Event, Recorder, Resource, address,
@@ -75,14 +76,16 @@ impl Bsu {
                  its volumes with it, leaving nothing to capture",
             );
         }
-        if config.net_filter.is_some()
-            || config.subnet_filter.is_some()
-            || config.security_group_filter.is_some()
-        {
-            return refuse(
-                "net_filter, subnet_filter and security_group_filter are not supported yet: give ids",
-            );
-        }
+        // Filters become ids once, at plan time, so the apply launches where
+        // the plan said.
+        let placement = network::resolve(&client, &config)
+            .await
+            .map_err(|e| format!("build \"{name}\": {e}"))?;
+        let mut config = config;
+        config.net_id = placement.net_id;
+        config.subnet_id = placement.subnet_id;
+        config.subregion_name = placement.subregion_name;
+        config.security_group_ids = placement.security_group_ids;
         let region = client.region().to_string();
         let source = find_source(&client, &config, &account_id)
             .await

@@ -2,7 +2,10 @@
 //! that make them. They know OUTSCALE; they know nothing of rendering.
 
 pub mod bsu;
+pub mod network;
 pub mod outscale;
+pub mod planner;
 
 pub use bsu::Bsu;
 pub use outscale::{OutscaleDestroyer, Refreshed, refresh};
+pub use planner::{PlanError, Planned, account_id, plan, wait_policy};

@@ -1,19 +1,17 @@
 //! `osci validate`, `plan`, `apply`, `destroy` and `state`: load the
 //! template, connect, refresh, plan, and hand the plan to the engine.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use osci::builders::{Bsu, OutscaleDestroyer, refresh};
+use osci::builders::{self, OutscaleDestroyer, Planned, wait_policy};
 use osci::engine::{self, Cancel, OnError, Outcome, StateRecorder};
-use osci::graph::{BuildAction, BuildRunner, Deregister, Event};
-use osci::oapi::model::{FiltersImage, ReadAccountsRequest, ReadImagesRequest};
-use osci::oapi::wait::{WaitPolicy, Waiters};
-use osci::plan::{DesiredBuild, Plan, diff, render_json, render_text};
+use osci::graph::{BuildAction, BuildRunner, Event};
+use osci::oapi::wait::Waiters;
+use osci::plan::{Plan, render_json, render_text};
 use osci::state::{Kind, State, StateStore};
 use osci::template::{self, LoadOptions, Template};
 
@@ -64,24 +62,8 @@ pub fn validate(path: &Path, vars: &VarArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A template planned against the cloud.
-struct Planned {
-    plan: Plan,
-    runners: BTreeMap<String, Arc<Bsu>>,
-    connection: Connection,
-    account_id: String,
-    observed: osci::plan::Observed,
-}
-
-fn wait_policy() -> WaitPolicy {
-    WaitPolicy {
-        initial_interval: std::time::Duration::from_millis(500),
-        max_interval: std::time::Duration::from_secs(5),
-        ..WaitPolicy::default()
-    }
-}
-
-async fn make_plan(template: &Template, state: &State) -> anyhow::Result<Planned> {
+/// Connects with the credentials of the template's first build and plans.
+async fn make_plan(template: &Template, state: &State) -> anyhow::Result<(Connection, Planned)> {
     let first = template
         .builds
         .first()
@@ -92,151 +74,8 @@ async fn make_plan(template: &Template, state: &State) -> anyhow::Result<Planned
         first.name
     );
     let connection = connect(&first.config.overrides(origin))?;
-    let client = connection.client.clone();
-    let account_id = client
-        .call(&ReadAccountsRequest::default())
-        .await?
-        .accounts
-        .into_iter()
-        .next()
-        .map(|a| a.account_id)
-        .context("ReadAccounts answered no account")?;
-    let observed: osci::plan::Observed = refresh(&client, state)
-        .await?
-        .into_iter()
-        .map(|(k, v)| {
-            (
-                k,
-                match v {
-                    osci::builders::Refreshed::Exists(a) => Some(a),
-                    osci::builders::Refreshed::Gone => None,
-                },
-            )
-        })
-        .collect();
-    let waiters = Arc::new(Waiters::new(&client));
-    let mut desired = Vec::new();
-    let mut runners = BTreeMap::new();
-    for build in &template.builds {
-        let bsu = Bsu::prepare(
-            build,
-            client.clone(),
-            Arc::clone(&waiters),
-            wait_policy(),
-            account_id.clone(),
-        )
-        .await
-        .map_err(anyhow::Error::msg)?;
-        desired.push(DesiredBuild {
-            name: build.name.clone(),
-            resources: bsu.resources().map_err(anyhow::Error::msg)?,
-            digest: bsu.digest().to_string(),
-            deregister: Vec::new(),
-            source_omi: bsu.source().image_id.clone(),
-        });
-        runners.insert(build.name.clone(), bsu);
-    }
-    // Only a build that makes a new OMI can clash with an existing name.
-    let first_pass = diff(&desired, state, &observed);
-    for (d, b) in desired.iter_mut().zip(&first_pass.builds) {
-        let bsu = runners.get_mut(&d.name).expect("one runner per build");
-        if matches!(b.action, Some(BuildAction::Create | BuildAction::Replace))
-            && !bsu.skip_create_omi()
-        {
-            bsu.deregister = same_name_images(&client, bsu, &account_id, state).await?;
-            d.deregister = bsu.deregister.clone();
-        }
-    }
-    let plan = diff(&desired, state, &observed);
-    let runners = runners.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
-    Ok(Planned {
-        plan,
-        runners,
-        connection,
-        account_id,
-        observed,
-    })
-}
-
-/// The OMIs of this account named like the new one, other than this
-/// build's current OMI when it stays: with force_deregister they go (and
-/// their snapshots with force_delete_snapshot); without, it is an error now
-/// rather than a failed CreateImage later.
-async fn same_name_images(
-    client: &osci::oapi::Client,
-    bsu: &Bsu,
-    account_id: &str,
-    state: &State,
-) -> anyhow::Result<Vec<Deregister>> {
-    let images = client
-        .read_all(&ReadImagesRequest {
-            filters: Some(FiltersImage {
-                image_names: Some(vec![bsu.omi_name().to_string()]),
-                account_ids: Some(vec![account_id.to_string()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await?;
-    let current = state
-        .get(&osci::graph::address(bsu.name(), Kind::Image, None))
-        .filter(|r| r.input_digest.as_deref() == Some(bsu.digest()))
-        .and_then(|r| r.id.clone());
-    let clashing: Vec<_> = images
-        .into_iter()
-        .filter(|i| i.image_name == bsu.omi_name() && Some(&i.image_id) != current.as_ref())
-        .filter(|i| {
-            // Half-made images of this state are removed as leftovers.
-            !state.resources.iter().any(|r| {
-                r.id.as_deref() == Some(&i.image_id) && r.status != osci::state::Status::Created
-            })
-        })
-        .collect();
-    if clashing.is_empty() {
-        return Ok(Vec::new());
-    }
-    if !bsu.force_deregister() {
-        let replaced = state
-            .get(&osci::graph::address(bsu.name(), Kind::Image, None))
-            .and_then(|r| r.id.as_ref())
-            .is_some_and(|id| clashing.iter().any(|i| i.image_id == *id));
-        if replaced {
-            bail!(
-                "build \"{}\" must be replaced, but its current OMI {} holds the name \"{}\": set \
-                 force_deregister to remove it just before the new one is captured, or give omi_name a \
-                 new value (for example with {{{{timestamp}}}}) to keep both",
-                bsu.name(),
-                clashing
-                    .iter()
-                    .map(|i| i.image_id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                bsu.omi_name(),
-            );
-        }
-        bail!(
-            "build \"{}\": an OMI named \"{}\" already exists in account {account_id} ({}): set \
-             force_deregister to replace it, or choose another omi_name",
-            bsu.name(),
-            bsu.omi_name(),
-            clashing
-                .iter()
-                .map(|i| i.image_id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(clashing
-        .into_iter()
-        .map(|i| Deregister {
-            snapshot_ids: if bsu.force_delete_snapshot() {
-                i.snapshot_ids()
-            } else {
-                Vec::new()
-            },
-            image_id: i.image_id,
-        })
-        .collect())
+    let planned = builders::plan(&connection.client, template, state).await?;
+    Ok((connection, planned))
 }
 
 pub async fn plan(
@@ -246,7 +85,7 @@ pub async fn plan(
     let template = load(&args.template, &args.vars)?;
     let path = state_path(state_flag, &args.template);
     let (_, state) = StateStore::read_only(&path)?;
-    let planned = make_plan(&template, &state).await?;
+    let (_, planned) = make_plan(&template, &state).await?;
     if args.json {
         println!(
             "{}",
@@ -415,7 +254,7 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
     let template = load(&template_path, &vars)?;
     let path = state_override.unwrap_or_else(|| state_path(state_flag, &template_path));
     let (store, state) = StateStore::lock(&path, "apply")?;
-    let planned = make_plan(&template, &state).await?;
+    let (connection, planned) = make_plan(&template, &state).await?;
     if let Some(saved) = &saved {
         let lineage = (state.serial > 0).then(|| state.lineage.clone());
         if saved.lineage != lineage || saved.serial != state.serial {
@@ -469,8 +308,8 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
         })
         .collect();
     let destroyer = Arc::new(OutscaleDestroyer {
-        client: planned.connection.client.clone(),
-        waiters: Arc::new(Waiters::new(&planned.connection.client)),
+        client: connection.client.clone(),
+        waiters: Arc::new(Waiters::new(&connection.client)),
         account_id: planned.account_id.clone(),
         lineage: recorder.snapshot().lineage,
         wait: wait_policy(),
@@ -497,7 +336,7 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
             .get(&osci::graph::address(&b.name, Kind::Image, None))
             .and_then(|r| r.id.clone())
         {
-            let region = planned.connection.client.region().to_string();
+            let region = connection.client.region().to_string();
             if args.json {
                 println!(
                     "{}",
@@ -560,14 +399,7 @@ pub async fn destroy(args: DestroyArgs, state_flag: &Option<PathBuf>) -> anyhow:
     }
     confirm("destroy these resources", args.auto_approve)?;
     let client = connection.client.clone();
-    let account_id = client
-        .call(&ReadAccountsRequest::default())
-        .await?
-        .accounts
-        .into_iter()
-        .next()
-        .map(|a| a.account_id)
-        .context("ReadAccounts answered no account")?;
+    let account_id = builders::account_id(&client).await?;
     let cancel = Cancel::default();
     watch_signals(cancel.clone());
     let lineage = state.lineage.clone();
