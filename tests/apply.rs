@@ -665,25 +665,36 @@ fn golden(name: &str, actual: &str) {
     assert_eq!(actual, expected, "differs from {}", path.display());
 }
 
-/// Stops `osci apply` with SIGKILL at a moment the simulator's call counts
-/// reveal, then checks that `osci destroy` leaves nothing osci made.
-async fn kill_then_destroy(faults: &str, moment: impl Fn(&Value) -> bool) {
-    let sim = common::SimProcess::start_with(&["--latency-scale", "0.3", "--faults", faults]);
-    let w = Workspace::new();
-    w.template(json!({"custom_endpoint_oapi": sim.endpoint, "associate_public_ip_address": true}));
-    let env = |c: &mut Command| {
-        c.env("OSC_ACCESS_KEY", &sim.access_key)
-            .env("OSC_SECRET_KEY", &sim.secret_key)
-            .env("OSCI_RATE_LIMIT", "0");
-    };
-    let mut apply = w.osci();
-    env(&mut apply);
-    let mut child = apply
-        .args(["apply", "t.json", "--auto-approve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// osci in `w`, with the keys of the simulator process `sim`.
+fn osci_for(w: &Workspace, sim: &common::SimProcess) -> Command {
+    let mut c = w.osci();
+    c.env("OSC_ACCESS_KEY", &sim.access_key)
+        .env("OSC_SECRET_KEY", &sim.secret_key)
+        .env("OSCI_RATE_LIMIT", "0");
+    c
+}
+
+/// A client of the simulator process's default account.
+fn sim_client(sim: &common::SimProcess) -> Client {
+    common::http_client(
+        std::collections::HashMap::from([
+            ("OSC_ENDPOINT_API", sim.endpoint.clone()),
+            ("OSC_ACCESS_KEY", sim.access_key.clone()),
+            ("OSC_SECRET_KEY", sim.secret_key.clone()),
+        ]),
+        None,
+        10,
+    )
+    .unwrap()
+}
+
+/// Polls the simulator's call counts until `moment` says osci got there;
+/// fails if `child` ends first or a minute passes.
+async fn wait_for_moment(
+    sim: &common::SimProcess,
+    child: &mut std::process::Child,
+    moment: impl Fn(&Value) -> bool,
+) {
     let stats_url = sim.endpoint.replace("/api/v1", "/_sim/stats");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -694,11 +705,11 @@ async fn kill_then_destroy(faults: &str, moment: impl Fn(&Value) -> bool) {
             .await
             .unwrap();
         if moment(&stats) {
-            break;
+            return;
         }
         assert!(
             child.try_wait().unwrap().is_none(),
-            "apply ended before the moment came"
+            "osci ended before the moment came"
         );
         assert!(
             std::time::Instant::now() < deadline,
@@ -706,12 +717,25 @@ async fn kill_then_destroy(faults: &str, moment: impl Fn(&Value) -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Stops `osci apply` with SIGKILL at a moment the simulator's call counts
+/// reveal, then checks that `osci destroy` leaves nothing osci made.
+async fn kill_then_destroy(faults: &str, moment: impl Fn(&Value) -> bool) {
+    let sim = common::SimProcess::start_with(&["--latency-scale", "0.3", "--faults", faults]);
+    let w = Workspace::new();
+    w.template(json!({"custom_endpoint_oapi": sim.endpoint, "associate_public_ip_address": true}));
+    let mut child = osci_for(&w, &sim)
+        .args(["apply", "t.json", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_moment(&sim, &mut child, moment).await;
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let mut destroy = w.osci();
-    env(&mut destroy);
-    let out = destroy
+    let out = osci_for(&w, &sim)
         .args(["destroy", "t.json", "--auto-approve"])
         .output()
         .unwrap();
@@ -724,16 +748,7 @@ async fn kill_then_destroy(faults: &str, moment: impl Fn(&Value) -> bool) {
         );
     }
     assert!(!String::from_utf8_lossy(&out.stderr).contains(&sim.secret_key));
-    let client = common::http_client(
-        std::collections::HashMap::from([
-            ("OSC_ENDPOINT_API", sim.endpoint.clone()),
-            ("OSC_ACCESS_KEY", sim.access_key.clone()),
-            ("OSC_SECRET_KEY", sim.secret_key.clone()),
-        ]),
-        None,
-        10,
-    )
-    .unwrap();
+    let client = sim_client(&sim);
     let left = leftovers(&client, &sim.account_id).await;
     assert!(left.is_empty(), "left behind after destroy: {left:?}");
     assert_eq!(
@@ -982,34 +997,13 @@ async fn sigterm_cleans_up_what_the_build_made() {
     let sim = common::SimProcess::start_with(&["--latency-scale", "0.5"]);
     let w = Workspace::new();
     w.template(json!({"custom_endpoint_oapi": sim.endpoint}));
-    let child = w
-        .osci()
-        .env("OSC_ACCESS_KEY", &sim.access_key)
-        .env("OSC_SECRET_KEY", &sim.secret_key)
-        .env("OSCI_RATE_LIMIT", "0")
+    let mut child = osci_for(&w, &sim)
         .args(["apply", "t.json", "--auto-approve"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stats_url = sim.endpoint.replace("/api/v1", "/_sim/stats");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let stats: Value = reqwest::get(&stats_url)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if calls(&stats, "CreateVms") >= 1 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no CreateVms: {stats}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_moment(&sim, &mut child, |s| calls(s, "CreateVms") >= 1).await;
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -1019,16 +1013,7 @@ async fn sigterm_cleans_up_what_the_build_made() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Interrupted"), "{stderr}");
     assert!(w.addresses().is_empty(), "{:?}", w.addresses());
-    let client = common::http_client(
-        std::collections::HashMap::from([
-            ("OSC_ENDPOINT_API", sim.endpoint.clone()),
-            ("OSC_ACCESS_KEY", sim.access_key.clone()),
-            ("OSC_SECRET_KEY", sim.secret_key.clone()),
-        ]),
-        None,
-        10,
-    )
-    .unwrap();
+    let client = sim_client(&sim);
     let left = leftovers(&client, &sim.account_id).await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }

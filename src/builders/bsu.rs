@@ -12,7 +12,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::network;
-use super::outscale::{OutscaleDestroyer, ownership_tags, while_in_use};
+use super::outscale::{OutscaleDestroyer, ownership_tags, read_image, while_in_use};
 use crate::graph::{
     BuildAction, BuildRunner, Deregister, Destroyer, Digest, Event, Recorder, Resource, address,
 };
@@ -591,19 +591,11 @@ impl Bsu {
     /// snapshots.
     async fn deregister(&self, rec: &dyn Recorder) -> Result<(), String> {
         for target in &self.deregister {
-            let images = self
-                .client
-                .read_all(&ReadImagesRequest {
-                    filters: Some(FiltersImage {
-                        image_ids: Some(vec![target.image_id.clone()]),
-                        account_ids: Some(vec![self.account_id.clone()]),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })
+            let image = read_image(&self.client, &target.image_id)
                 .await
                 .map_err(err)?;
-            if images.is_empty() {
+            // Own account only, checked again: never another's OMI.
+            if image.is_none_or(|i| i.account_id != self.account_id) {
                 continue;
             }
             let address = format!("{} (force_deregister)", target.image_id);
@@ -844,18 +836,10 @@ impl Bsu {
         }
         self.settled(rec, Kind::Tags, &image.image_id, want, json!(null))?;
 
-        let fresh = self
-            .client
-            .read_all(&ReadImagesRequest {
-                filters: Some(FiltersImage {
-                    image_ids: Some(vec![image.image_id.clone()]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
+        let fresh = read_image(&self.client, &image.image_id)
             .await
             .map_err(err)?;
-        if let Some(image) = fresh.first() {
+        if let Some(image) = &fresh {
             for device in image
                 .block_device_mappings
                 .iter()
@@ -1122,19 +1106,9 @@ impl Bsu {
             .get(&self.addr(Kind::Image, None))
             .and_then(|r| r.id)
             .ok_or_else(|| "the state holds no OMI id to update".to_string())?;
-        let image = self
-            .client
-            .read_all(&ReadImagesRequest {
-                filters: Some(FiltersImage {
-                    image_ids: Some(vec![id.clone()]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
+        let image = read_image(&self.client, &id)
             .await
             .map_err(err)?
-            .into_iter()
-            .next()
             .ok_or_else(|| format!("OMI {id} is gone"))?;
         for address in [
             Kind::ImagePermissions,

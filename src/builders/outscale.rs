@@ -45,6 +45,20 @@ where
     }
 }
 
+/// The image `id`, if it still exists.
+pub async fn read_image(client: &Client, id: &str) -> Result<Option<Image>, Error> {
+    let images = client
+        .read_all(&ReadImagesRequest {
+            filters: Some(FiltersImage {
+                image_ids: Some(vec![id.to_string()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await?;
+    Ok(images.into_iter().next())
+}
+
 /// Deletes what the state holds, kind by kind.
 pub struct OutscaleDestroyer {
     pub client: Client,
@@ -290,17 +304,7 @@ impl Destroyer for OutscaleDestroyer {
             }
             Kind::Image => {
                 // Never an image of another account, whatever the state says.
-                let images = c
-                    .read_all(&ReadImagesRequest {
-                        filters: Some(FiltersImage {
-                            image_ids: Some(vec![id.clone()]),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(failed)?;
-                match images.first() {
+                match read_image(c, &id).await.map_err(failed)?.as_ref() {
                     None => false,
                     Some(i) if i.account_id != self.account_id => {
                         return Err(DestroyError::Failed(format!(

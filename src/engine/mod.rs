@@ -168,11 +168,15 @@ pub async fn apply(
     let mut tasks = Vec::new();
     for (runner, action) in runners {
         let recorder = Arc::clone(recorder);
-        let semaphore = Arc::clone(&semaphore);
+        // Taken before spawning, so builds start in plan order.
+        let permit = Arc::clone(&semaphore)
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
         let span = tracing::info_span!("build", name = runner.name());
         tasks.push(tokio::spawn(
             async move {
-                let _permit = semaphore.acquire_owned().await.expect("semaphore open");
+                let _permit = permit;
                 let result = runner.apply(recorder.as_ref(), action).await;
                 (runner.name().to_string(), result)
             }
