@@ -1104,3 +1104,109 @@ async fn network_filters_place_the_vm() {
         "{stderr}"
     );
 }
+
+/// `omi_block_device_mappings`: the OMI is the captured VM with the mappings
+/// laid over it (the plugin registered from the mappings alone), the
+/// capture image does not outlive the apply, and a snapshot the template
+/// names is used, never recorded or deleted.
+#[tokio::test]
+async fn omi_block_device_mappings_shape_the_captured_omi() {
+    let w = Workspace::new();
+    let (data_volume, data_snapshot) = {
+        let (_sim, client) = w.client();
+        let volume = client
+            .call(&CreateVolumeRequest {
+                subregion_name: "eu-west-2a".into(),
+                size: Some(3),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .volume;
+        let snapshot = client
+            .call(&CreateSnapshotRequest {
+                volume_id: Some(volume.volume_id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .snapshot;
+        (volume.volume_id, snapshot.snapshot_id)
+    };
+    let mappings = |extra: Value| {
+        json!({
+            "launch_block_device_mappings": [
+                {"device_name": "/dev/sda1", "volume_size": 12},
+                {"device_name": "/dev/sdb", "volume_size": 5}
+            ],
+            "root_device_name": "/dev/sda1",
+            "omi_block_device_mappings": [
+                {"device_name": "/dev/sdb", "volume_size": 8, "volume_type": "gp2"},
+                {"device_name": "/dev/sdc", "snapshot_id": data_snapshot},
+                extra
+            ]
+        })
+    };
+    // A new device with nothing to capture and no snapshot: a plan error.
+    w.template(mappings(
+        json!({"device_name": "/dev/sdd", "volume_size": 4}),
+    ));
+    let out = w.run(&["plan", "t.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("omi_block_device_mappings[2] (/dev/sdd)"),
+        "{stderr}"
+    );
+
+    w.template(mappings(
+        json!({"device_name": "/dev/sdz", "no_device": true}),
+    ));
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let (sim, client) = w.client();
+    let account = sim.default_account().account_id;
+    let images = own_images(&client, &account).await;
+    assert_eq!(images.len(), 1, "the capture image is gone: {images:?}");
+    let omi = &images[0];
+    let device = |name: &str| {
+        omi.block_device_mappings
+            .iter()
+            .find(|m| m.device_name.as_deref() == Some(name))
+            .and_then(|m| m.bsu.clone())
+            .unwrap_or_else(|| panic!("no {name} in {omi:?}"))
+    };
+    assert_eq!(omi.root_device_name.as_deref(), Some("/dev/sda1"));
+    assert_eq!(device("/dev/sda1").volume_size, Some(12));
+    assert_eq!(device("/dev/sdb").volume_size, Some(8));
+    assert_eq!(device("/dev/sdb").volume_type.as_deref(), Some("gp2"));
+    assert_eq!(
+        device("/dev/sdc").snapshot_id.as_deref(),
+        Some(data_snapshot.as_str())
+    );
+    let addresses = w.addresses();
+    assert!(
+        addresses.contains(&"build.web.snapshot[\"/dev/sdb\"]".to_string()),
+        "{addresses:?}"
+    );
+    assert!(
+        !addresses
+            .iter()
+            .any(|a| a.contains("sdc") || a.contains("capture")),
+        "{addresses:?}"
+    );
+    assert_eq!(
+        w.run(&["plan", "t.json", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
+
+    drop((sim, client));
+    ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
+    let (sim, client) = w.client();
+    let mut left = leftovers(&client, &sim.default_account().account_id).await;
+    left.sort();
+    let mut expected = vec![data_volume, data_snapshot];
+    expected.sort();
+    assert_eq!(left, expected, "only what the user made is left");
+}

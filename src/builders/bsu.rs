@@ -37,6 +37,25 @@ pub struct Bsu {
     pub deregister: Vec<Deregister>,
 }
 
+/// The key of the ephemeral image captured before registering the OMI
+/// with `omi_block_device_mappings`.
+const CAPTURE: &str = "capture";
+
+/// A unique name for the capture image, within OUTSCALE's 128 characters.
+fn capture_name(omi_name: &str) -> String {
+    let suffix = format!(
+        "-capture-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let keep = omi_name
+        .char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        .take_while(|end| end + suffix.len() <= 128)
+        .last()
+        .unwrap_or(0);
+    format!("{}{suffix}", &omi_name[..keep])
+}
+
 fn err(e: Error) -> String {
     e.to_string()
 }
@@ -63,12 +82,6 @@ impl Bsu {
         }
         if !build.provisioners.is_empty() {
             return refuse("provisioners need a communicator, and communicator is \"none\"");
-        }
-        if !config.omi_block_device_mappings.is_empty() {
-            return refuse(
-                "omi_block_device_mappings is not supported yet: the plugin registered the OMI from \
-                 those mappings instead of capturing the VM, which osci will not copy",
-            );
         }
         if config.disable_stop_vm && config.shutdown_behavior == "terminate" {
             return refuse(
@@ -101,7 +114,7 @@ impl Bsu {
                 .collect(),
         };
         let digest = digest(build, &source, &region);
-        Ok(Bsu {
+        let bsu = Bsu {
             name,
             config,
             client,
@@ -112,7 +125,10 @@ impl Bsu {
             digest,
             vars,
             deregister: Vec::new(),
-        })
+        };
+        bsu.check_omi_mappings()
+            .map_err(|e| format!("build \"{}\": {e}", bsu.name))?;
+        Ok(bsu)
     }
 
     pub fn name(&self) -> &str {
@@ -342,7 +358,7 @@ impl Bsu {
         &self,
         rec: &dyn Recorder,
         kind: Kind,
-        ephemeral: bool,
+        key: Option<&str>,
         lookup: Lookup,
         dependencies: Vec<String>,
         create: F,
@@ -354,7 +370,9 @@ impl Bsu {
         if rec.cancelled() {
             return Err("interrupted".into());
         }
-        let address = self.addr(kind, None);
+        let address = self.addr(kind, key);
+        // Only the OMI outlives the apply; the capture image (keyed) does not.
+        let ephemeral = kind != Kind::Image || key.is_some();
         rec.event(Event::Start {
             address: address.clone(),
             action: "create",
@@ -390,7 +408,7 @@ impl Bsu {
             client_token: None,
         };
         let id = self
-            .create(rec, Kind::SecurityGroup, true, lookup, vec![], || async {
+            .create(rec, Kind::SecurityGroup, None, lookup, vec![], || async {
                 self.client
                     .call(&CreateSecurityGroupRequest {
                         security_group_name: name.clone(),
@@ -422,7 +440,7 @@ impl Bsu {
         self.create(
             rec,
             Kind::PublicIp,
-            true,
+            None,
             Lookup::default(),
             vec![],
             || async {
@@ -506,7 +524,7 @@ impl Bsu {
             client_token: Some(token),
         };
         let vm_id = self
-            .create(rec, Kind::Vm, true, lookup, deps, || async {
+            .create(rec, Kind::Vm, None, lookup, deps, || async {
                 let vms = self.client.call(&request).await.map_err(err)?.vms;
                 vms.into_iter()
                     .next()
@@ -637,56 +655,107 @@ impl Bsu {
         Ok(())
     }
 
-    /// Captures the stopped VM as the OMI; the snapshots are recorded as soon
-    /// as CreateImage names them, so a crash during the wait finds them.
+    /// Makes the OMI from the stopped VM: captured directly, or, with
+    /// `omi_block_device_mappings`, captured as an ephemeral image first and
+    /// registered from its snapshots with the mappings applied (the plugin
+    /// registered from the mappings alone and lost the provisioned disks).
     async fn capture(&self, rec: &dyn Recorder, vm_id: &str) -> Result<Image, String> {
-        let image_address = self.addr(Kind::Image, None);
         let name = self.config.omi_name.clone();
         let description = render_build_vars(&self.config.omi_description, &self.vars)?;
+        let from_vm = CreateImageRequest {
+            vm_id: Some(vm_id.to_string()),
+            no_reboot: Some(true),
+            boot_modes: (!self.config.omi_boot_modes.is_empty())
+                .then(|| self.config.omi_boot_modes.clone()),
+            product_codes: (!self.config.product_codes.is_empty())
+                .then(|| self.config.product_codes.clone()),
+            ..Default::default()
+        };
+        let request = if self.config.omi_block_device_mappings.is_empty() {
+            from_vm
+        } else {
+            let captured = self
+                .make_image(rec, Some(CAPTURE), &capture_name(&name), from_vm)
+                .await?;
+            CreateImageRequest {
+                root_device_name: self.config.root_device_name.clone(),
+                block_device_mappings: Some(self.omi_mappings(&captured)),
+                architecture: captured.architecture.clone(),
+                boot_modes: (!self.config.omi_boot_modes.is_empty())
+                    .then(|| self.config.omi_boot_modes.clone()),
+                product_codes: (!self.config.product_codes.is_empty())
+                    .then(|| self.config.product_codes.clone()),
+                ..Default::default()
+            }
+        };
+        let request = CreateImageRequest {
+            description: (!description.is_empty()).then(|| description.clone()),
+            ..request
+        };
+        let image = self.make_image(rec, None, &name, request).await?;
+        // Snapshots recorded from the capture that the mappings dropped go
+        // with the capture image.
+        let kept = image.snapshot_ids();
+        for device in self.devices() {
+            let address = self.addr(Kind::Snapshot, Some(&device));
+            if rec
+                .get(&address)
+                .and_then(|r| r.id)
+                .is_some_and(|id| !kept.contains(&id))
+            {
+                rec.forget(&address).map_err(Self::record_error)?;
+            }
+        }
+        Ok(image)
+    }
+
+    /// Creates an image (the OMI, or with `key` the ephemeral capture) and
+    /// waits for it. It stays tainted until available, shared and tagged;
+    /// the snapshots of the stopped VM are recorded as soon as CreateImage
+    /// names them, so a crash during the wait finds them.
+    async fn make_image(
+        &self,
+        rec: &dyn Recorder,
+        key: Option<&str>,
+        name: &str,
+        request: CreateImageRequest,
+    ) -> Result<Image, String> {
+        let address = self.addr(Kind::Image, key);
         let lookup = Lookup {
-            name: Some(name.clone()),
+            name: Some(name.to_string()),
             client_token: None,
         };
+        let request = CreateImageRequest {
+            image_name: Some(name.to_string()),
+            ..request
+        };
+        let from_vm = request.vm_id.is_some();
         let created = std::sync::Mutex::new(None);
         let image_id = self
-            .create(rec, Kind::Image, false, lookup, vec![], || async {
-                let image = self
-                    .client
-                    .call(&CreateImageRequest {
-                        vm_id: Some(vm_id.to_string()),
-                        image_name: Some(name.clone()),
-                        description: (!description.is_empty()).then(|| description.clone()),
-                        no_reboot: Some(true),
-                        boot_modes: (!self.config.omi_boot_modes.is_empty())
-                            .then(|| self.config.omi_boot_modes.clone()),
-                        product_codes: (!self.config.product_codes.is_empty())
-                            .then(|| self.config.product_codes.clone()),
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(err)?
-                    .image;
+            .create(rec, Kind::Image, key, lookup, vec![], || async {
+                let image = self.client.call(&request).await.map_err(err)?.image;
                 let id = image.image_id.clone();
                 *created.lock().expect("capture lock") = Some(image);
                 Ok(id)
             })
             .await?;
-        // Until it is available, shared and tagged, the image is not what the
-        // template asked for.
-        rec.update(
-            &image_address,
-            image_attributes_named(&name, &description),
-            Some(self.digest.clone()),
-            true,
-        )
-        .map_err(Self::record_error)?;
+        if key.is_none() {
+            let description = request.description.clone().unwrap_or_default();
+            rec.update(
+                &address,
+                image_attributes_named(name, &description),
+                Some(self.digest.clone()),
+                true,
+            )
+            .map_err(Self::record_error)?;
+        }
         let first = created.lock().expect("capture lock").take();
-        if let Some(image) = &first {
+        if let Some(image) = first.as_ref().filter(|_| from_vm) {
             self.record_snapshots(rec, image).await?;
         }
         let started = Instant::now();
         rec.event(Event::Wait {
-            address: image_address.clone(),
+            address: address.clone(),
             state: "pending".into(),
             elapsed: std::time::Duration::ZERO,
         });
@@ -696,12 +765,87 @@ impl Bsu {
             .await
             .map_err(err)?;
         rec.event(Event::Wait {
-            address: image_address,
+            address,
             state: "available".into(),
             elapsed: started.elapsed(),
         });
-        self.record_snapshots(rec, &image).await?;
+        if from_vm {
+            self.record_snapshots(rec, &image).await?;
+        }
         Ok(image)
+    }
+
+    /// The OMI's mappings: the captured ones, with `omi_block_device_mappings`
+    /// laid over them by device name (`no_device` drops one).
+    fn omi_mappings(&self, captured: &Image) -> Vec<BlockDeviceMappingImage> {
+        let mut mappings: BTreeMap<String, BlockDeviceMappingImage> = captured
+            .block_device_mappings
+            .iter()
+            .filter_map(|m| Some((m.device_name.clone()?, m.clone())))
+            .collect();
+        for m in &self.config.omi_block_device_mappings {
+            if m.no_device {
+                mappings.remove(&m.device_name);
+                continue;
+            }
+            let entry =
+                mappings
+                    .entry(m.device_name.clone())
+                    .or_insert_with(|| BlockDeviceMappingImage {
+                        device_name: Some(m.device_name.clone()),
+                        ..Default::default()
+                    });
+            if m.virtual_name.is_some() {
+                entry.virtual_device_name = m.virtual_name.clone();
+            }
+            let bsu = entry.bsu.get_or_insert_with(BsuToCreate::default);
+            if m.snapshot_id.is_some() {
+                bsu.snapshot_id = m.snapshot_id.clone();
+            }
+            if let Some(size) = m.volume_size.filter(|s| *s > 0) {
+                bsu.volume_size = Some(size);
+            }
+            if m.volume_type.is_some() {
+                bsu.volume_type = m.volume_type.clone();
+            }
+            bsu.iops = m.iops.filter(|_| bsu.volume_type.as_deref() == Some("io1"));
+            // Unlike the plugin (false), what a VM launched from the OMI gets
+            // goes with it unless the template keeps it.
+            bsu.delete_on_vm_deletion = Some(m.delete_on_vm_deletion.unwrap_or(true));
+        }
+        mappings.into_values().collect()
+    }
+
+    /// What `omi_block_device_mappings` asks that cannot be done, found at
+    /// plan time: a new device needs a snapshot, and the root must be one of
+    /// the OMI's devices.
+    fn check_omi_mappings(&self) -> Result<(), String> {
+        let omi = &self.config.omi_block_device_mappings;
+        if omi.is_empty() {
+            return Ok(());
+        }
+        let mut devices: BTreeSet<String> = self.devices().into_iter().collect();
+        for (i, m) in omi.iter().enumerate() {
+            if m.no_device {
+                devices.remove(&m.device_name);
+            } else if m.snapshot_id.is_none() && !devices.contains(&m.device_name) {
+                return Err(format!(
+                    "omi_block_device_mappings[{i}] ({}): the VM has no such device to capture; give \
+                     snapshot_id, or add the device to launch_block_device_mappings",
+                    m.device_name
+                ));
+            } else {
+                devices.insert(m.device_name.clone());
+            }
+        }
+        let root = self.config.root_device_name.as_deref().unwrap_or_default();
+        if !devices.contains(root) {
+            return Err(format!(
+                "root_device_name \"{root}\" is not one of the OMI's devices ({})",
+                devices.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(())
     }
 
     async fn record_snapshots(&self, rec: &dyn Recorder, image: &Image) -> Result<(), String> {
@@ -938,6 +1082,7 @@ impl Bsu {
             wait: self.wait.clone(),
         };
         let order = [
+            Kind::Image,
             Kind::Vm,
             Kind::Volume,
             Kind::SecurityGroup,
@@ -947,6 +1092,7 @@ impl Bsu {
         for kind in order {
             let addresses: Vec<String> = match kind {
                 Kind::Volume => self.devices_recorded(rec),
+                Kind::Image => vec![self.addr(kind, Some(CAPTURE))],
                 _ => vec![self.addr(kind, None)],
             };
             for address in addresses {

@@ -218,6 +218,9 @@ impl OutscaleDestroyer {
     /// Deletes the snapshots CreateImage made for an image of this state.
     /// They also have entries of their own, but a run killed between
     /// CreateImage and recording them leaves only the image to find them by.
+    /// Snapshots older than the image were not made by it (a `snapshot_id`
+    /// of the template, or a capture's that the OMI was registered from) and
+    /// one that another image still uses is that image's: both are left.
     async fn delete_image_snapshots(&self, image: &Image) -> Result<(), DestroyError> {
         let ids = image.snapshot_ids();
         if ids.is_empty() {
@@ -234,15 +237,36 @@ impl OutscaleDestroyer {
             })
             .await
             .map_err(failed)?;
-        for snapshot in snapshots.iter().filter(|s| s.account_id == self.account_id) {
-            let request = DeleteSnapshotRequest {
-                snapshot_id: snapshot.snapshot_id.clone(),
-                ..Default::default()
-            };
-            gone_ok(while_in_use(self.wait.timeout, || self.client.call(&request)).await)?;
+        let image_date = image.creation_date.as_deref().and_then(parse_date);
+        let made_with = |s: &Snapshot| {
+            let date = s.creation_date.as_deref().and_then(parse_date);
+            matches!((date, image_date), (Some(s), Some(i)) if s >= i)
+        };
+        for snapshot in snapshots
+            .iter()
+            .filter(|s| s.account_id == self.account_id && made_with(s))
+        {
+            let result = self
+                .client
+                .call(&DeleteSnapshotRequest {
+                    snapshot_id: snapshot.snapshot_id.clone(),
+                    ..Default::default()
+                })
+                .await;
+            match result {
+                Err(e) if e.api().is_some_and(|a| a.is_dependency()) => {}
+                other => {
+                    gone_ok(other)?;
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// An OUTSCALE date, comparable whatever its precision.
+fn parse_date(date: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(date, &time::format_description::well_known::Rfc3339).ok()
 }
 
 #[async_trait]
