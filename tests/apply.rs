@@ -1210,3 +1210,44 @@ async fn omi_block_device_mappings_shape_the_captured_omi() {
     expected.sort();
     assert_eq!(left, expected, "only what the user made is left");
 }
+
+/// One state serves one account and region: builds that disagree on where
+/// they go are refused before anything is read or made.
+#[test]
+fn builds_with_different_regions_are_refused() {
+    let w = Workspace::new();
+    let builder = |name: &str, region: &str| {
+        json!({
+            "type": "outscale-bsu",
+            "name": name,
+            "region": region,
+            "custom_endpoint_oapi": format!("sim://{}", w.sim_dir().display()),
+            "vm_type": "tinav5.c2r4p2",
+            "source_omi": "ami-00000000",
+            "communicator": "none",
+            "omi_name": format!("golden-{name}"),
+        })
+    };
+    std::fs::write(
+        w.path().join("t.json"),
+        serde_json::to_vec(
+            &json!({"builders": [builder("a", "eu-west-2"), builder("b", "us-east-2")]}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for command in ["plan", "apply", "destroy"] {
+        let out =
+            w.run(&[command, "t.json", "--auto-approve"][..if command == "plan" { 2 } else { 3 }]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("builds \"a\" and \"b\" use different access settings"),
+            "{command}: {stderr}"
+        );
+    }
+    assert!(
+        !w.path().join("state/t.json").exists(),
+        "nothing was written"
+    );
+}

@@ -62,18 +62,36 @@ pub fn validate(path: &Path, vars: &VarArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects with the credentials of the template's first build and plans.
-async fn make_plan(template: &Template, state: &State) -> anyhow::Result<(Connection, Planned)> {
+/// Connects with the access settings of the template's builds, which must
+/// agree: a state records no region or endpoint per resource, so one state
+/// serves one account and region.
+fn connect_template(template: &Template) -> anyhow::Result<Connection> {
     let first = template
         .builds
         .first()
         .context("the template has no builds")?;
-    let origin = format!(
-        "template {}, build \"{}\"",
-        template.path.display(),
-        first.name
-    );
-    let connection = connect(&first.config.overrides(origin))?;
+    let origin = |name: &str| format!("template {}, build \"{name}\"", template.path.display());
+    let access = first.config.overrides(origin(&first.name));
+    if let Some(other) = template
+        .builds
+        .iter()
+        .find(|b| !b.config.overrides(origin(&b.name)).same_access(&access))
+    {
+        bail!(
+            "{}: builds \"{}\" and \"{}\" use different access settings (region, endpoint, keys, \
+             profile or certificates); one template, and its state, serve one account and region: \
+             split it into one template per region",
+            template.path.display(),
+            first.name,
+            other.name
+        );
+    }
+    connect(&access)
+}
+
+/// Connects and plans.
+async fn make_plan(template: &Template, state: &State) -> anyhow::Result<(Connection, Planned)> {
+    let connection = connect_template(template)?;
     let planned = builders::plan(&connection.client, template, state).await?;
     Ok((connection, planned))
 }
@@ -361,15 +379,7 @@ pub async fn destroy(args: DestroyArgs, state_flag: &Option<PathBuf>) -> anyhow:
     let template = load(&args.template, &args.vars)?;
     let path = state_path(state_flag, &args.template);
     let (store, state) = StateStore::lock(&path, "destroy")?;
-    let first = template
-        .builds
-        .first()
-        .context("the template has no builds")?;
-    let connection = connect(&first.config.overrides(format!(
-        "template {}, build \"{}\"",
-        template.path.display(),
-        first.name
-    )))?;
+    let connection = connect_template(&template)?;
     let addresses: Vec<String> = if args.orphans_only {
         let names: Vec<&str> = template.builds.iter().map(|b| b.name.as_str()).collect();
         state

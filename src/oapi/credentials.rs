@@ -101,6 +101,21 @@ pub struct Overrides {
     pub profile: Option<String>,
 }
 
+impl Overrides {
+    /// Whether both lead to the same account, region and endpoint (the
+    /// origin aside).
+    pub fn same_access(&self, other: &Overrides) -> bool {
+        self.access_key == other.access_key
+            && self.secret_key == other.secret_key
+            && self.region == other.region
+            && self.custom_endpoint_oapi == other.custom_endpoint_oapi
+            && self.x509_cert_path == other.x509_cert_path
+            && self.x509_key_path == other.x509_key_path
+            && self.insecure_skip_tls_verify == other.insecure_skip_tls_verify
+            && self.profile == other.profile
+    }
+}
+
 /// Everything the chain resolved.
 #[derive(Debug, Clone)]
 pub struct Credentials {
