@@ -56,6 +56,9 @@ fn capture_name(omi_name: &str) -> String {
     format!("{}{suffix}", &omi_name[..keep])
 }
 
+/// How often a long wait tells the user it is still waiting.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
 fn err(e: Error) -> String {
     e.to_string()
 }
@@ -454,6 +457,47 @@ impl Bsu {
         .await
     }
 
+    /// Runs a wait for `address` to be `target`, telling the user when it
+    /// starts, every [`PROGRESS_EVERY`] while it lasts, and when it ends.
+    async fn waiting<T>(
+        &self,
+        rec: &dyn Recorder,
+        address: &str,
+        target: &str,
+        wait: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, String> {
+        let started = Instant::now();
+        let event = |state: String| {
+            rec.event(Event::Wait {
+                address: address.to_string(),
+                state,
+                elapsed: started.elapsed(),
+            })
+        };
+        event(format!("waiting to be {target}"));
+        // The first Ctrl-C ends a wait at once: what it waits for is
+        // recorded, so cleanup can start.
+        let mut ticks = tokio::time::interval(std::time::Duration::from_millis(250));
+        let mut told = Instant::now();
+        tokio::pin!(wait);
+        let result = loop {
+            tokio::select! {
+                result = &mut wait => break result.map_err(err)?,
+                _ = ticks.tick() => {
+                    if rec.cancelled() {
+                        return Err(format!("interrupted while waiting for {address} to be {target}"));
+                    }
+                    if told.elapsed() >= PROGRESS_EVERY {
+                        told = Instant::now();
+                        event(format!("still waiting to be {target}"));
+                    }
+                }
+            }
+        };
+        event(target.to_string());
+        Ok(result)
+    }
+
     /// Launches the VM and records its volumes, all of which go with it
     /// unless the template says otherwise (then teardown deletes them).
     async fn launch(
@@ -538,23 +582,15 @@ impl Bsu {
             .entry("Name".into())
             .or_insert_with(|| format!("osci builder {}", self.name));
         self.tag(vec![vm_id.clone()], to_tags(&run_tags)).await?;
-        rec.event(Event::Wait {
-            address: vm_address.clone(),
-            state: "pending".into(),
-            elapsed: std::time::Duration::ZERO,
-        });
-        let started = Instant::now();
         let vm = self
-            .waiters
-            .vm(&vm_id, "running", &self.wait)
-            .await
-            .map_err(err)?
+            .waiting(
+                rec,
+                &vm_address,
+                "running",
+                self.waiters.vm(&vm_id, "running", &self.wait),
+            )
+            .await?
             .ok_or_else(|| format!("VM {vm_id} vanished"))?;
-        rec.event(Event::Wait {
-            address: vm_address.clone(),
-            state: "running".into(),
-            elapsed: started.elapsed(),
-        });
         // Every volume of the VM: recorded (so teardown and destroy find it)
         // and tagged with run_volume_tags (the plugin tagged only the first).
         let volume_tags = self.render(&self.config.run_volume_tags)?;
@@ -591,16 +627,13 @@ impl Bsu {
         }
         // Whatever the shutdown behaviour, StopVms ends in "stopped"; the
         // plugin waited for "terminated" with terminate and hung forever.
-        let started = Instant::now();
-        self.waiters
-            .vm(vm_id, "stopped", &self.wait)
-            .await
-            .map_err(err)?;
-        rec.event(Event::Wait {
-            address,
-            state: "stopped".into(),
-            elapsed: started.elapsed(),
-        });
+        self.waiting(
+            rec,
+            &address,
+            "stopped",
+            self.waiters.vm(vm_id, "stopped", &self.wait),
+        )
+        .await?;
         Ok(())
     }
 
@@ -753,22 +786,14 @@ impl Bsu {
         if let Some(image) = first.as_ref().filter(|_| from_vm) {
             self.record_snapshots(rec, image).await?;
         }
-        let started = Instant::now();
-        rec.event(Event::Wait {
-            address: address.clone(),
-            state: "pending".into(),
-            elapsed: std::time::Duration::ZERO,
-        });
         let image = self
-            .waiters
-            .image_available(&image_id, &self.wait)
-            .await
-            .map_err(err)?;
-        rec.event(Event::Wait {
-            address,
-            state: "available".into(),
-            elapsed: started.elapsed(),
-        });
+            .waiting(
+                rec,
+                &address,
+                "available",
+                self.waiters.image_available(&image_id, &self.wait),
+            )
+            .await?;
         if from_vm {
             self.record_snapshots(rec, &image).await?;
         }
