@@ -1013,7 +1013,10 @@ async fn sigterm_cleans_up_what_the_build_made() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Interrupted"), "{stderr}");
     // The wait for the VM ends at once rather than running its course.
-    assert!(stderr.contains("interrupted while waiting for build.web.vm to be running"), "{stderr}");
+    assert!(
+        stderr.contains("interrupted while waiting for build.web.vm to be running"),
+        "{stderr}"
+    );
     assert!(w.addresses().is_empty(), "{:?}", w.addresses());
     let client = sim_client(&sim);
     let left = leftovers(&client, &sim.account_id).await;
@@ -1252,4 +1255,120 @@ fn builds_with_different_regions_are_refused() {
         !w.path().join("state/t.json").exists(),
         "nothing was written"
     );
+}
+
+/// An image in the state whose snapshots are not (a run killed between
+/// CreateImage and recording them): destroy records its snapshots first,
+/// then deletes them with it; a snapshot the image was registered from,
+/// older than the image, is not the image's and stays.
+#[tokio::test]
+async fn destroy_finds_the_snapshots_an_image_was_made_with() {
+    let w = Workspace::new();
+    w.template(json!({}));
+    let (captured, registered, older_snapshot) = {
+        let (_sim, client) = w.client();
+        let source = client
+            .read_all(&ReadImagesRequest::default())
+            .await
+            .unwrap()
+            .remove(0);
+        let vm = client
+            .call(&CreateVmsRequest {
+                image_id: source.image_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .vms
+            .remove(0);
+        let volume = client
+            .call(&CreateVolumeRequest {
+                subregion_name: "eu-west-2a".into(),
+                size: Some(2),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .volume;
+        let older = client
+            .call(&CreateSnapshotRequest {
+                volume_id: Some(volume.volume_id),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .snapshot;
+        // Latency 0: the VM is running by the next call.
+        let captured = client
+            .call(&CreateImageRequest {
+                image_name: Some("captured".into()),
+                vm_id: Some(vm.vm_id),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .image;
+        let registered = client
+            .call(&CreateImageRequest {
+                image_name: Some("registered".into()),
+                root_device_name: Some("/dev/sda1".into()),
+                block_device_mappings: Some(vec![BlockDeviceMappingImage {
+                    device_name: Some("/dev/sda1".into()),
+                    bsu: Some(BsuToCreate {
+                        snapshot_id: Some(older.snapshot_id.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .image;
+        (captured, registered, older.snapshot_id)
+    };
+    let entry = |build: &str, id: &str| {
+        json!({"address": format!("build.{build}.image"), "build": build, "kind": "image", "id": id,
+               "status": "tainted", "ephemeral": false, "attributes": {}, "dependencies": []})
+    };
+    std::fs::create_dir_all(w.path().join("state")).unwrap();
+    std::fs::write(
+        w.path().join("state/t.json"),
+        serde_json::to_vec(&json!({
+            "format_version": 1, "lineage": "7dc86082-3d28-438b-b919-09219fd1a2bb", "serial": 1,
+            "osci_version": "0.1.0",
+            "resources": [entry("old", &registered.image_id), entry("web", &captured.image_id)],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = w.run(&["destroy", "t.json", "--auto-approve"]);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let made = captured.snapshot_ids();
+    assert_eq!(made.len(), 1);
+    assert!(
+        stderr.contains(&format!("destroy done ({})", made[0])),
+        "{stderr}"
+    );
+    let (sim, client) = w.client();
+    let snapshots: Vec<String> = client
+        .read_all(&ReadSnapshotsRequest {
+            filters: Some(FiltersSnapshot {
+                account_ids: Some(vec![sim.default_account().account_id]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.snapshot_id)
+        .collect();
+    assert_eq!(
+        snapshots,
+        vec![older_snapshot],
+        "only the older snapshot stays"
+    );
+    assert!(w.addresses().is_empty());
 }

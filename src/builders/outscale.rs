@@ -10,7 +10,7 @@ use crate::graph::{DestroyError, Destroyed, Destroyer};
 use crate::oapi::model::*;
 use crate::oapi::wait::{WaitPolicy, Waiters};
 use crate::oapi::{Client, Error};
-use crate::state::{Kind, ResourceState, State};
+use crate::state::{Kind, Lookup, ResourceState, State, Status};
 
 pub const TAG_LINEAGE: &str = "osci:lineage";
 pub const TAG_BUILD: &str = "osci:build";
@@ -215,16 +215,14 @@ impl OutscaleDestroyer {
 }
 
 impl OutscaleDestroyer {
-    /// Deletes the snapshots CreateImage made for an image of this state.
-    /// They also have entries of their own, but a run killed between
-    /// CreateImage and recording them leaves only the image to find them by.
+    /// The snapshots CreateImage made for `image`, with their devices.
     /// Snapshots older than the image were not made by it (a `snapshot_id`
-    /// of the template, or a capture's that the OMI was registered from) and
-    /// one that another image still uses is that image's: both are left.
-    async fn delete_image_snapshots(&self, image: &Image) -> Result<(), DestroyError> {
+    /// of the template, or a capture's that the OMI was registered from);
+    /// another account's never are.
+    async fn snapshots_made_with(&self, image: &Image) -> Result<Vec<(String, Snapshot)>, Error> {
         let ids = image.snapshot_ids();
         if ids.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let snapshots = self
             .client
@@ -235,32 +233,24 @@ impl OutscaleDestroyer {
                 }),
                 ..Default::default()
             })
-            .await
-            .map_err(failed)?;
+            .await?;
         let image_date = image.creation_date.as_deref().and_then(parse_date);
         let made_with = |s: &Snapshot| {
             let date = s.creation_date.as_deref().and_then(parse_date);
-            matches!((date, image_date), (Some(s), Some(i)) if s >= i)
+            s.account_id == self.account_id
+                && matches!((date, image_date), (Some(s), Some(i)) if s >= i)
         };
-        for snapshot in snapshots
+        Ok(image
+            .block_device_mappings
             .iter()
-            .filter(|s| s.account_id == self.account_id && made_with(s))
-        {
-            let result = self
-                .client
-                .call(&DeleteSnapshotRequest {
-                    snapshot_id: snapshot.snapshot_id.clone(),
-                    ..Default::default()
-                })
-                .await;
-            match result {
-                Err(e) if e.api().is_some_and(|a| a.is_dependency()) => {}
-                other => {
-                    gone_ok(other)?;
-                }
-            }
-        }
-        Ok(())
+            .filter_map(|m| {
+                let id = m.bsu.as_ref()?.snapshot_id.as_ref()?;
+                let snapshot = snapshots
+                    .iter()
+                    .find(|s| &s.snapshot_id == id && made_with(s))?;
+                Some((m.device_name.clone()?, snapshot.clone()))
+            })
+            .collect())
     }
 }
 
@@ -271,6 +261,40 @@ fn parse_date(date: &str) -> Option<time::OffsetDateTime> {
 
 #[async_trait]
 impl Destroyer for OutscaleDestroyer {
+    /// An image's snapshots, which a run killed between CreateImage and
+    /// recording them leaves known only through the image.
+    async fn dependents(&self, r: &ResourceState) -> Result<Vec<ResourceState>, DestroyError> {
+        if r.kind != Kind::Image {
+            return Ok(Vec::new());
+        }
+        let Some(id) = self.find(r).await.map_err(failed)? else {
+            return Ok(Vec::new());
+        };
+        let Some(image) = read_image(&self.client, &id).await.map_err(failed)? else {
+            return Ok(Vec::new());
+        };
+        if image.account_id != self.account_id {
+            return Ok(Vec::new());
+        }
+        let snapshots = self.snapshots_made_with(&image).await.map_err(failed)?;
+        Ok(snapshots
+            .into_iter()
+            .map(|(device, snapshot)| {
+                let mut entry = ResourceState::pending(
+                    crate::graph::address(&r.build, Kind::Snapshot, Some(&device)),
+                    &r.build,
+                    Kind::Snapshot,
+                    r.ephemeral,
+                    Lookup::default(),
+                );
+                entry.id = Some(snapshot.snapshot_id);
+                entry.status = Status::Tainted;
+                entry.dependencies = vec![r.address.clone()];
+                entry
+            })
+            .collect())
+    }
+
     async fn destroy(&self, r: &ResourceState) -> Result<Destroyed, DestroyError> {
         if r.kind.is_setting() {
             return Ok(Destroyed::AlreadyGone);
@@ -336,17 +360,13 @@ impl Destroyer for OutscaleDestroyer {
                             i.account_id, self.account_id
                         )));
                     }
-                    Some(image) => {
-                        let deleted = gone_ok(
-                            c.call(&DeleteImageRequest {
-                                image_id: id.clone(),
-                                ..Default::default()
-                            })
-                            .await,
-                        )?;
-                        self.delete_image_snapshots(image).await?;
-                        deleted
-                    }
+                    Some(_) => gone_ok(
+                        c.call(&DeleteImageRequest {
+                            image_id: id.clone(),
+                            ..Default::default()
+                        })
+                        .await,
+                    )?,
                 }
             }
             Kind::Snapshot => gone_ok(

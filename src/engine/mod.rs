@@ -65,7 +65,14 @@ pub async fn destroy(
     parallelism: usize,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut pending: Vec<_> = addresses.iter().filter_map(|a| recorder.get(a)).collect();
+    let mut addresses = addresses.to_vec();
+    let skipped =
+        adopt_dependents(recorder, destroyer.as_ref(), &mut addresses, &mut outcome).await;
+    let mut pending: Vec<_> = addresses
+        .iter()
+        .filter(|a| !skipped.contains(a))
+        .filter_map(|a| recorder.get(a))
+        .collect();
     pending.sort_by_key(|r| (tier(r.kind), r.address.clone()));
     let semaphore = Arc::new(Semaphore::new(parallelism.max(1)));
     for round in 0..8u32 {
@@ -138,6 +145,63 @@ pub async fn destroy(
         .cloned()
         .collect();
     outcome
+}
+
+/// Records what the resources at `addresses` brought along and the state
+/// lacks, and adds it to what is destroyed. Answers the resources whose
+/// dependents could not be read: they are left alone, so that nothing loses
+/// track.
+async fn adopt_dependents(
+    recorder: &Arc<StateRecorder>,
+    destroyer: &dyn Destroyer,
+    addresses: &mut Vec<String>,
+    outcome: &mut Outcome,
+) -> Vec<String> {
+    let mut adopted = Vec::new();
+    let mut unreadable = Vec::new();
+    for address in addresses.iter() {
+        let Some(resource) = recorder.get(address) else {
+            continue;
+        };
+        match destroyer.dependents(&resource).await {
+            Ok(found) => adopted.extend(found),
+            Err(e) => {
+                outcome.failures.push((address.clone(), e.to_string()));
+                unreadable.push(address.clone());
+            }
+        }
+    }
+    if adopted.is_empty() {
+        return unreadable;
+    }
+    let mut recorded = Vec::new();
+    let change = recorder.change(|state| {
+        for mut dependent in adopted {
+            let id = dependent.id.clone();
+            if state.resources.iter().any(|r| r.id.is_some() && r.id == id) {
+                continue;
+            }
+            if state.get(&dependent.address).is_some() {
+                // The address names another object: key this one by its id.
+                let id = id.unwrap_or_default();
+                dependent.address =
+                    crate::graph::address(&dependent.build, dependent.kind, Some(&id));
+            }
+            recorded.push(dependent.address.clone());
+            state.put(dependent);
+        }
+    });
+    match change {
+        Ok(()) => {
+            addresses.extend(recorded);
+            unreadable
+        }
+        Err(e) => {
+            // Destroying without the record would risk losing them.
+            outcome.failures.push(("state".into(), e));
+            addresses.clone()
+        }
+    }
 }
 
 /// The entries a failed build leaves to clean: its ephemerals and whatever

@@ -104,10 +104,23 @@ pub trait BuildRunner: Send + Sync {
 /// lookup and by tags.
 #[async_trait]
 pub trait Destroyer: Send + Sync {
-    /// Deletes the resource and waits until it is gone. `Ok(None)` when it
-    /// was already gone; `Err` with a reason otherwise. A dependency error
-    /// (still in use) is `Err(Retry)`, worth trying again later.
+    /// Deletes the resource and waits until it is gone:
+    /// `Ok(Destroyed::AlreadyGone)` when it was gone before; a dependency
+    /// error (still in use) is `Err(DestroyError::InUse)`, worth trying
+    /// again after the rest.
     async fn destroy(&self, resource: &ResourceState) -> Result<Destroyed, DestroyError>;
+
+    /// What came into being with `resource` that the state may not hold (an
+    /// image's snapshots, when a run died before recording them). The
+    /// engine records those it lacks before destroying anything, so they
+    /// are destroyed too, even across a crash.
+    async fn dependents(
+        &self,
+        resource: &ResourceState,
+    ) -> Result<Vec<ResourceState>, DestroyError> {
+        let _ = resource;
+        Ok(Vec::new())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
