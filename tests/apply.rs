@@ -1372,3 +1372,49 @@ async fn destroy_finds_the_snapshots_an_image_was_made_with() {
     );
     assert!(w.addresses().is_empty());
 }
+
+/// The OMI deleted outside osci: the plan says so and builds it again; the
+/// snapshots the old OMI left are removed, not lost track of.
+#[tokio::test]
+async fn an_omi_deleted_outside_osci_is_rebuilt() {
+    let w = Workspace::new();
+    w.template(json!({}));
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let old_snapshot = {
+        let (sim, client) = w.client();
+        let image = own_images(&client, &sim.default_account().account_id)
+            .await
+            .remove(0);
+        client
+            .call(&DeleteImageRequest {
+                image_id: image.image_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        image.snapshot_ids().remove(0)
+    };
+    let out = w.run(&["plan", "t.json", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("+ build.web.image") && text.contains("deleted outside osci"),
+        "{text}"
+    );
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    assert_eq!(
+        w.run(&["plan", "t.json", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let (sim, client) = w.client();
+    let account = sim.default_account().account_id;
+    assert_eq!(own_images(&client, &account).await.len(), 1);
+    let left = leftovers(&client, &account).await;
+    assert!(
+        !left.contains(&old_snapshot),
+        "the old OMI's snapshot is gone: {left:?}"
+    );
+    assert_eq!(left.len(), 2, "the new OMI and its snapshot: {left:?}");
+}

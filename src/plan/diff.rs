@@ -135,6 +135,15 @@ pub fn diff(desired: &[DesiredBuild], state: &State, observed: &Observed) -> Pla
             .and_then(|a| state.get(a))
             .filter(|r| r.status == Status::Created && !orphans.contains(&r.address));
         let gone = current.is_some_and(|r| matches!(observed.get(&r.address), Some(None)));
+        if gone {
+            // What the deleted OMI left (its snapshots, its settings) goes
+            // before the build makes new ones at the same addresses.
+            for r in state.build(&build.name) {
+                if !orphans.contains(&r.address) {
+                    orphans.push(r.address.clone());
+                }
+            }
+        }
         let action = match (&image, current) {
             (None, _) => Some(BuildAction::Create),
             (Some(_), None) => Some(BuildAction::Create),
@@ -175,7 +184,9 @@ pub fn diff(desired: &[DesiredBuild], state: &State, observed: &Observed) -> Pla
             Some(BuildAction::Create) | Some(BuildAction::Replace) => {
                 let replacing = action == Some(BuildAction::Replace);
                 for d in &build.resources {
-                    let previous = state.get(&d.address).filter(|_| replacing && !d.ephemeral);
+                    let previous = state
+                        .get(&d.address)
+                        .filter(|_| (replacing || gone) && !d.ephemeral);
                     changes.push(Change {
                         address: d.address.clone(),
                         action: if previous.is_some() {
