@@ -1417,4 +1417,30 @@ async fn an_omi_deleted_outside_osci_is_rebuilt() {
         "the old OMI's snapshot is gone: {left:?}"
     );
     assert_eq!(left.len(), 2, "the new OMI and its snapshot: {left:?}");
+
+    // A tag changed outside osci is drift too: put back in place.
+    let image = own_images(&client, &account).await.remove(0);
+    client
+        .call(&CreateTagsRequest {
+            resource_ids: vec![image.image_id.clone()],
+            tags: vec![ResourceTag::new("team", "someone-else")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    drop((sim, client));
+    let text = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(text.contains("~ build.web.tags"), "{text}");
+    assert!(text.contains("someone-else"), "{text}");
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let (_sim, client) = w.client();
+    let image = own_images(&client, &account).await.remove(0);
+    assert!(
+        image
+            .tags
+            .iter()
+            .any(|t| t.key == "team" && t.value == "platform"),
+        "{:?}",
+        image.tags
+    );
 }
