@@ -1444,3 +1444,57 @@ async fn an_omi_deleted_outside_osci_is_rebuilt() {
         image.tags
     );
 }
+
+/// What OUTSCALE cannot do is refused at plan time, naming the key; what
+/// the plugin left inert (`omi_groups`, `omi_product_codes`, `omi_regions`
+/// of the build's own region) works.
+#[tokio::test]
+async fn options_osci_cannot_honour_are_refused_and_inert_ones_work() {
+    let w = Workspace::new();
+    for (change, key) in [
+        (json!({"omi_regions": ["us-east-2"]}), "omi_regions"),
+        (json!({"iam_vm_profile": "builder"}), "iam_vm_profile"),
+        (
+            json!({"block_duration_minutes": 60}),
+            "block_duration_minutes",
+        ),
+    ] {
+        w.template(change);
+        let out = w.run(&["plan", "t.json"]);
+        assert_eq!(out.status.code(), Some(1), "{key}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("build \"web\"") && stderr.contains(key),
+            "{stderr}"
+        );
+    }
+    w.template(json!({
+        "omi_regions": ["eu-west-2"],
+        "omi_groups": ["all"],
+        "omi_product_codes": ["pc-42"],
+    }));
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let (sim, client) = w.client();
+    let image = own_images(&client, &sim.default_account().account_id)
+        .await
+        .remove(0);
+    assert!(image.permissions_to_launch.global_permission, "{image:?}");
+    assert!(
+        image.product_codes.contains(&"pc-42".to_string()),
+        "{image:?}"
+    );
+
+    // A new omi_name cannot be set on the OMI: it is a new OMI.
+    w.template(json!({
+        "omi_regions": ["eu-west-2"],
+        "omi_groups": ["all"],
+        "omi_product_codes": ["pc-42"],
+        "omi_name": "golden-web-2",
+    }));
+    let text = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(text.contains("-/+ build.web.image"), "{text}");
+    assert!(
+        text.contains("\"golden-web\" -> \"golden-web-2\""),
+        "{text}"
+    );
+}

@@ -86,6 +86,22 @@ impl Bsu {
         if !build.provisioners.is_empty() {
             return refuse("provisioners need a communicator, and communicator is \"none\"");
         }
+        let region = client.region().to_string();
+        if let Some(other) = config.omi_regions.iter().find(|r| **r != region) {
+            return refuse(&format!(
+                "omi_regions: copying the OMI to {other} is not supported yet (a state serves one \
+                 region); build it there with a template of its own"
+            ));
+        }
+        if config.iam_vm_profile.is_some() {
+            return refuse("iam_vm_profile: OUTSCALE VMs have no IAM profile; remove the key");
+        }
+        if config.block_duration_minutes > 0 {
+            return refuse("block_duration_minutes: OUTSCALE has no spot VMs; remove the key");
+        }
+        if config.enable_t2_unlimited {
+            return refuse("enable_t2_unlimited: OUTSCALE has no T2 VM types; remove the key");
+        }
         if config.disable_stop_vm && config.shutdown_behavior == "terminate" {
             return refuse(
                 "disable_stop_vm with shutdown_behavior \"terminate\": the VM would terminate and take \
@@ -102,7 +118,6 @@ impl Bsu {
         config.subnet_id = placement.subnet_id;
         config.subregion_name = placement.subregion_name;
         config.security_group_ids = placement.security_group_ids;
-        let region = client.region().to_string();
         let source = find_source(&client, &config, &account_id)
             .await
             .map_err(|e| format!("build \"{name}\": {e}"))?;
@@ -206,14 +221,25 @@ impl Bsu {
         )]))
     }
 
+    /// `product_codes` and `omi_product_codes` (inert in the plugin) alike.
+    fn product_codes(&self) -> Option<Vec<String>> {
+        let codes: BTreeSet<&String> = self
+            .config
+            .product_codes
+            .iter()
+            .chain(&self.config.omi_product_codes)
+            .collect();
+        (!codes.is_empty()).then(|| codes.into_iter().cloned().collect())
+    }
+
+    /// `omi_groups: ["all"]` (inert in the plugin) is `global_permission`.
     fn image_permissions_desired(&self) -> BTreeMap<String, Value> {
         let ids: BTreeSet<&String> = self.config.omi_account_ids.iter().collect();
+        let global =
+            self.config.global_permission || self.config.omi_groups.iter().any(|g| g == "all");
         BTreeMap::from([
             ("account_ids".to_string(), json!(ids)),
-            (
-                "global_permission".to_string(),
-                json!(self.config.global_permission),
-            ),
+            ("global_permission".to_string(), json!(global)),
         ])
     }
 
@@ -700,8 +726,7 @@ impl Bsu {
             no_reboot: Some(true),
             boot_modes: (!self.config.omi_boot_modes.is_empty())
                 .then(|| self.config.omi_boot_modes.clone()),
-            product_codes: (!self.config.product_codes.is_empty())
-                .then(|| self.config.product_codes.clone()),
+            product_codes: self.product_codes(),
             ..Default::default()
         };
         let request = if self.config.omi_block_device_mappings.is_empty() {
@@ -716,8 +741,7 @@ impl Bsu {
                 architecture: captured.architecture.clone(),
                 boot_modes: (!self.config.omi_boot_modes.is_empty())
                     .then(|| self.config.omi_boot_modes.clone()),
-                product_codes: (!self.config.product_codes.is_empty())
-                    .then(|| self.config.product_codes.clone()),
+                product_codes: self.product_codes(),
                 ..Default::default()
             }
         };
@@ -1417,17 +1441,20 @@ pub async fn find_source(
 /// resolved source OMI, and the provisioners.
 fn digest(build: &Build, source: &Image, region: &str) -> String {
     let c = &build.config;
-    let devices: Vec<Value> = c
-        .launch_block_device_mappings
-        .iter()
-        .map(|m| {
-            json!({
-                "device_name": m.device_name, "delete_on_vm_deletion": m.delete_on_vm_deletion,
-                "volume_type": m.volume_type, "volume_size": m.volume_size, "iops": m.iops,
-                "snapshot_id": m.snapshot_id, "no_device": m.no_device,
+    let mappings = |list: &[crate::template::BlockDevice]| -> Vec<Value> {
+        list.iter()
+            .map(|m| {
+                json!({
+                    "device_name": m.device_name, "delete_on_vm_deletion": m.delete_on_vm_deletion,
+                    "volume_type": m.volume_type, "volume_size": m.volume_size, "iops": m.iops,
+                    "snapshot_id": m.snapshot_id, "no_device": m.no_device,
+                    "virtual_name": m.virtual_name,
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
+    let devices = mappings(&c.launch_block_device_mappings);
+    let omi_devices = mappings(&c.omi_block_device_mappings);
     let options = json!({
         "builder": "bsu",
         "region": region,
@@ -1442,7 +1469,10 @@ fn digest(build: &Build, source: &Image, region: &str) -> String {
         "boot_mode": c.boot_mode,
         "omi_boot_modes": c.omi_boot_modes,
         "product_codes": c.product_codes,
+        "omi_product_codes": c.omi_product_codes,
+        "omi_name": c.omi_name,
         "root_device_name": c.root_device_name,
+        "omi_block_device_mappings": omi_devices,
         "launch_block_device_mappings": devices,
         "skip_create_omi": c.skip_create_omi,
         "communicator": c.communicator,
