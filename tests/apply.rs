@@ -1498,3 +1498,34 @@ async fn options_osci_cannot_honour_are_refused_and_inert_ones_work() {
         "{text}"
     );
 }
+
+/// `apply --json` is a stream of JSON lines: the plan, then an event per
+/// step, then the artifact.
+#[test]
+fn apply_json_is_a_stream_of_events() {
+    let w = Workspace::new();
+    w.template(json!({}));
+    let out = w.run(&["apply", "t.json", "--auto-approve", "--json"]);
+    ok(&out);
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines[0]["type"], "plan");
+    assert_eq!(lines[0]["plan"]["format_version"], "1.0");
+    let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    for kind in ["start", "wait", "done"] {
+        assert!(kinds.contains(&kind), "{kinds:?}");
+    }
+    let artifact = lines.last().unwrap();
+    assert_eq!(artifact["type"], "artifact");
+    assert!(
+        artifact["omi"].as_str().unwrap().starts_with("ami-"),
+        "{artifact}"
+    );
+    let created = lines
+        .iter()
+        .find(|l| l["type"] == "done" && l["address"] == "build.web.image")
+        .unwrap();
+    assert_eq!(created["id"], artifact["omi"]);
+}

@@ -289,7 +289,10 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
             );
         }
     }
-    if !args.json {
+    if args.json {
+        let line = serde_json::json!({"type": "plan", "plan": render_json(&planned.plan)});
+        println!("{line}");
+    } else {
         eprint!("{}", render_text(&planned.plan));
     }
     if !planned.plan.has_changes() {
