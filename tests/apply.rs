@@ -1497,6 +1497,40 @@ async fn options_osci_cannot_honour_are_refused_and_inert_ones_work() {
         text.contains("\"golden-web\" -> \"golden-web-2\""),
         "{text}"
     );
+    // Without force_deregister the old OMI stays, no longer osci's: its
+    // ownership tags are gone and destroy leaves it.
+    drop((sim, client));
+    let stderr = ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    assert!(
+        stderr.contains(&format!("the previous OMI {} is kept", image.image_id)),
+        "{stderr}"
+    );
+    ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
+    let (sim, client) = w.client();
+    let images = own_images(&client, &sim.default_account().account_id).await;
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_eq!(images[0].image_id, image.image_id);
+    assert!(
+        !images[0].tags.iter().any(|t| t.key.starts_with("osci:")),
+        "{:?}",
+        images[0].tags
+    );
+    let snapshot = images[0].snapshot_ids().remove(0);
+    let snapshots = client
+        .read_all(&ReadSnapshotsRequest {
+            filters: Some(FiltersSnapshot {
+                snapshot_ids: Some(vec![snapshot]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        !snapshots[0].tags.iter().any(|t| t.key.starts_with("osci:")),
+        "{:?}",
+        snapshots[0].tags
+    );
 }
 
 /// `apply --json` is a stream of JSON lines: the plan, then an event per

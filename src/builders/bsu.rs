@@ -1249,7 +1249,8 @@ impl Bsu {
             return Err("interrupted".into());
         }
         self.deregister(rec).await?;
-        self.forget_replaced(rec, action == BuildAction::Replace)?;
+        self.forget_replaced(rec, action == BuildAction::Replace)
+            .await?;
         let image = self.capture(rec, &vm.vm_id).await?;
         self.settle(rec, &image).await
     }
@@ -1257,14 +1258,34 @@ impl Bsu {
     /// The previous OMI's entries make room for the new one: on replace it
     /// was removed by force_deregister, or it stays in the account, no longer
     /// managed, as the plan said; otherwise it was deleted outside osci.
-    fn forget_replaced(&self, rec: &dyn Recorder, replacing: bool) -> Result<(), String> {
+    async fn forget_replaced(&self, rec: &dyn Recorder, replacing: bool) -> Result<(), String> {
         let image = self.addr(Kind::Image, None);
         let Some(previous) = rec.get(&image) else {
             return Ok(());
         };
+        let snapshots: Vec<String> = self
+            .devices()
+            .iter()
+            .map(|d| self.addr(Kind::Snapshot, Some(d)))
+            .collect();
         if let Some(id) = previous.id.as_ref().filter(|_| replacing) {
             let removed = self.deregister.iter().any(|d| d.image_id == *id);
             if !removed {
+                // Its ownership tags go too: nothing osci does later (a
+                // destroy, a search after a crash) takes it for its own.
+                for address in std::iter::once(&image).chain(&snapshots) {
+                    let Some(id) = rec.get(address).and_then(|r| r.id) else {
+                        continue;
+                    };
+                    self.client
+                        .call(&DeleteTagsRequest {
+                            resource_ids: vec![id],
+                            tags: ownership_tags(&rec.lineage(), &self.name, address),
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(err)?;
+                }
                 rec.event(Event::Note {
                     build: self.name.clone(),
                     text: format!(
@@ -1282,11 +1303,7 @@ impl Bsu {
         ]
         .into_iter()
         .map(|k| self.addr(k, None))
-        .chain(
-            self.devices()
-                .iter()
-                .map(|d| self.addr(Kind::Snapshot, Some(d))),
-        )
+        .chain(snapshots)
         .collect();
         for address in addresses {
             if rec.get(&address).is_some() {
