@@ -127,8 +127,8 @@ pub struct ApplyArgs {
     pub parallelism: usize,
     /// On failure: `cleanup` destroys the build's temporary resources and
     /// half-made OMI; `abort` leaves them in the state for inspection.
-    #[arg(long, default_value = "cleanup", value_parser = ["cleanup", "abort"])]
-    pub on_error: String,
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Cleanup)]
+    pub on_error: OnErrorArg,
     /// Events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
@@ -197,4 +197,11 @@ pub fn normalise(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std:
             }
         })
         .collect()
+}
+
+/// `--on-error`: what a failed build leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnErrorArg {
+    Cleanup,
+    Abort,
 }

@@ -15,7 +15,7 @@ use osci::plan::{Plan, render_json, render_text};
 use osci::state::{Kind, State, StateStore};
 use osci::template::{self, LoadOptions, Template};
 
-use super::args::{ApplyArgs, DestroyArgs, PlanArgs, StateCommand, VarArgs};
+use super::args::{ApplyArgs, DestroyArgs, OnErrorArg, PlanArgs, StateCommand, VarArgs};
 use super::connect::{Connection, connect};
 
 /// `state/<template file stem>.json` unless `--state` says otherwise.
@@ -305,19 +305,7 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
     watch_signals(cancel.clone());
     let recorder = engine::recorder(store, state, cancel);
     let rendering = render_events(&recorder, args.json);
-    // What refresh saw becomes the state's view before anything changes.
-    let observed = planned.observed.clone();
-    recorder
-        .change(|s| {
-            for (address, seen) in &observed {
-                if let (Some(r), Some(attrs)) = (s.get_mut(address), seen) {
-                    for (k, v) in attrs {
-                        r.attributes.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        })
-        .map_err(anyhow::Error::msg)?;
+    engine::record_refresh(&recorder, &planned.observed).map_err(anyhow::Error::msg)?;
     let runners: Vec<(Arc<dyn BuildRunner>, BuildAction)> = planned
         .plan
         .builds
@@ -335,9 +323,9 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
         lineage: recorder.snapshot().lineage,
         wait: wait_policy(),
     });
-    let on_error = match args.on_error.as_str() {
-        "abort" => OnError::Abort,
-        _ => OnError::Cleanup,
+    let on_error = match args.on_error {
+        OnErrorArg::Cleanup => OnError::Cleanup,
+        OnErrorArg::Abort => OnError::Abort,
     };
     let outcome = engine::apply(
         &recorder,

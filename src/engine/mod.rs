@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::graph::{BuildAction, BuildRunner, DestroyError, Destroyed, Destroyer, Event, Recorder};
+use crate::plan::Observed;
 use crate::state::{Kind, State, StateStore, Status};
 
 pub use recorder::{Cancel, StateRecorder};
@@ -264,6 +265,19 @@ pub async fn apply(
         }
     }
     outcome
+}
+
+/// Makes what refresh saw the state's view of each resource, before
+/// anything changes (attributes only; ids and statuses stay).
+pub fn record_refresh(recorder: &StateRecorder, observed: &Observed) -> Result<(), String> {
+    recorder.change(|state| {
+        for (address, seen) in observed {
+            if let (Some(r), Some(attributes)) = (state.get_mut(address), seen) {
+                r.attributes
+                    .extend(attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+    })
 }
 
 /// Everything a state holds, for `osci destroy`.
