@@ -996,7 +996,14 @@ fn state_list_show_and_rm() {
 async fn sigterm_cleans_up_what_the_build_made() {
     let sim = common::SimProcess::start_with(&["--latency-scale", "0.5"]);
     let w = Workspace::new();
-    w.template(json!({"custom_endpoint_oapi": sim.endpoint}));
+    // A kept volume, which osci records only once the VM runs: the
+    // interrupt comes before, so destroy must find it through the VM.
+    w.template(
+        json!({"custom_endpoint_oapi": sim.endpoint, "launch_block_device_mappings": [
+            {"device_name": "/dev/sda1", "volume_size": 10},
+            {"device_name": "/dev/sdb", "volume_size": 4, "delete_on_vm_deletion": false}
+        ]}),
+    );
     let mut child = osci_for(&w, &sim)
         .args(["apply", "t.json", "--auto-approve"])
         .stdout(Stdio::null())
@@ -1142,7 +1149,8 @@ async fn omi_block_device_mappings_shape_the_captured_omi() {
         json!({
             "launch_block_device_mappings": [
                 {"device_name": "/dev/sda1", "volume_size": 12},
-                {"device_name": "/dev/sdb", "volume_size": 5}
+                {"device_name": "/dev/sdb", "volume_size": 5},
+                {"device_name": "/dev/sdd", "volume_size": 3}
             ],
             "root_device_name": "/dev/sda1",
             "omi_block_device_mappings": [
@@ -1154,18 +1162,19 @@ async fn omi_block_device_mappings_shape_the_captured_omi() {
     };
     // A new device with nothing to capture and no snapshot: a plan error.
     w.template(mappings(
-        json!({"device_name": "/dev/sdd", "volume_size": 4}),
+        json!({"device_name": "/dev/sde", "volume_size": 4}),
     ));
     let out = w.run(&["plan", "t.json"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("omi_block_device_mappings[2] (/dev/sdd)"),
+        stderr.contains("omi_block_device_mappings[2] (/dev/sde)"),
         "{stderr}"
     );
 
+    // /dev/sdd is captured, then left out of the OMI: its snapshot must go.
     w.template(mappings(
-        json!({"device_name": "/dev/sdz", "no_device": true}),
+        json!({"device_name": "/dev/sdd", "no_device": true}),
     ));
     ok(&w.run(&["apply", "t.json", "--auto-approve"]));
     let (sim, client) = w.client();
@@ -1188,6 +1197,24 @@ async fn omi_block_device_mappings_shape_the_captured_omi() {
         device("/dev/sdc").snapshot_id.as_deref(),
         Some(data_snapshot.as_str())
     );
+    assert!(
+        !omi.block_device_mappings
+            .iter()
+            .any(|m| m.device_name.as_deref() == Some("/dev/sdd"))
+    );
+    // The user's snapshot is used as it is: neither tagged nor shared.
+    let data = client
+        .read_all(&ReadSnapshotsRequest {
+            filters: Some(FiltersSnapshot {
+                snapshot_ids: Some(vec![data_snapshot.clone()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(data.tags.is_empty(), "{:?}", data.tags);
     let addresses = w.addresses();
     assert!(
         addresses.contains(&"build.web.snapshot[\"/dev/sdb\"]".to_string()),

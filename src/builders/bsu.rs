@@ -12,7 +12,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::network;
-use super::outscale::{OutscaleDestroyer, ownership_tags, read_image, while_in_use};
+use super::outscale::{OutscaleDestroyer, ownership_tags, read_image};
 use crate::graph::{
     BuildAction, BuildRunner, Deregister, Destroyer, Digest, Event, Recorder, Resource, address,
 };
@@ -394,7 +394,7 @@ impl Bsu {
     ) -> Result<String, String>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<String, String>>,
+        Fut: std::future::Future<Output = Result<String, Error>>,
     {
         if rec.cancelled() {
             return Err("interrupted".into());
@@ -409,7 +409,21 @@ impl Bsu {
         let started = Instant::now();
         rec.pending(&address, &self.name, kind, ephemeral, lookup, dependencies)
             .map_err(Self::record_error)?;
-        let id = create().await?;
+        let id = match create().await {
+            Ok(id) => id,
+            Err(e) => {
+                // A definite refusal made nothing: no pending entry to chase
+                // (and nothing of another's to find by our name). A conflict
+                // may be our own lost answer coming back on a retry: kept.
+                let refused = e.api().is_some_and(|a| {
+                    (400..500).contains(&a.status) && !matches!(a.status, 409 | 429)
+                });
+                if refused {
+                    rec.forget(&address).map_err(Self::record_error)?;
+                }
+                return Err(err(e));
+            }
+        };
         rec.created(&address, &id).map_err(Self::record_error)?;
         self.tag(
             vec![id.clone()],
@@ -428,7 +442,7 @@ impl Bsu {
     async fn make_security_group(&self, rec: &dyn Recorder) -> Result<String, String> {
         let name = format!(
             "osci-{}-{}-{}",
-            &rec.lineage()[..8],
+            rec.lineage().chars().take(8).collect::<String>(),
             self.name,
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
@@ -447,7 +461,6 @@ impl Bsu {
                     })
                     .await
                     .map(|r| r.security_group.security_group_id)
-                    .map_err(err)
             })
             .await?;
         self.client
@@ -477,7 +490,6 @@ impl Bsu {
                     .call(&CreatePublicIpRequest::default())
                     .await
                     .map(|r| r.public_ip.public_ip_id)
-                    .map_err(err)
             },
         )
         .await
@@ -595,11 +607,15 @@ impl Bsu {
         };
         let vm_id = self
             .create(rec, Kind::Vm, None, lookup, deps, || async {
-                let vms = self.client.call(&request).await.map_err(err)?.vms;
+                let vms = self.client.call(&request).await?.vms;
                 vms.into_iter()
                     .next()
                     .map(|v| v.vm_id)
-                    .ok_or_else(|| "CreateVms answered no VM".to_string())
+                    .ok_or_else(|| Error::Decode {
+                        operation: "CreateVms",
+                        message: "the answer holds no VM".into(),
+                        body: String::new(),
+                    })
             })
             .await?;
         let vm_address = self.addr(Kind::Vm, None);
@@ -698,9 +714,16 @@ impl Bsu {
                     snapshot_id: snapshot.clone(),
                     ..Default::default()
                 };
-                match while_in_use(self.wait.timeout, || self.client.call(&request)).await {
+                match self.client.call(&request).await {
                     Ok(_) => {}
                     Err(e) if e.is_not_found() => {}
+                    // Another image registered from it: not this OMI's to take.
+                    Err(e) if e.api().is_some_and(|a| a.is_dependency()) => {
+                        rec.event(Event::Note {
+                            build: self.name.clone(),
+                            text: format!("snapshot {snapshot} is kept: another OMI still uses it"),
+                        })
+                    }
                     Err(e) => return Err(err(e)),
                 }
             }
@@ -750,18 +773,29 @@ impl Bsu {
             ..request
         };
         let image = self.make_image(rec, None, &name, request).await?;
-        // Snapshots recorded from the capture that the mappings dropped go
-        // with the capture image.
+        // Captured snapshots the mappings dropped (no_device, or another
+        // snapshot_id for the device) are of no use: they become ephemeral,
+        // removed with the capture image that still holds them.
         let kept = image.snapshot_ids();
         for device in self.devices() {
             let address = self.addr(Kind::Snapshot, Some(&device));
-            if rec
-                .get(&address)
-                .and_then(|r| r.id)
-                .is_some_and(|id| !kept.contains(&id))
-            {
-                rec.forget(&address).map_err(Self::record_error)?;
+            let Some(id) = rec.get(&address).and_then(|r| r.id) else {
+                continue;
+            };
+            if kept.contains(&id) {
+                continue;
             }
+            let capture = vec![self.addr(Kind::Image, Some(CAPTURE))];
+            rec.pending(
+                &address,
+                &self.name,
+                Kind::Snapshot,
+                true,
+                Lookup::default(),
+                capture,
+            )
+            .map_err(Self::record_error)?;
+            rec.created(&address, &id).map_err(Self::record_error)?;
         }
         Ok(image)
     }
@@ -790,7 +824,7 @@ impl Bsu {
         let created = std::sync::Mutex::new(None);
         let image_id = self
             .create(rec, Kind::Image, key, lookup, vec![], || async {
-                let image = self.client.call(&request).await.map_err(err)?.image;
+                let image = self.client.call(&request).await?.image;
                 let id = image.image_id.clone();
                 *created.lock().expect("capture lock") = Some(image);
                 Ok(id)
@@ -976,17 +1010,32 @@ impl Bsu {
 
         // Snapshot permissions.
         let want = self.snapshot_permissions_desired();
-        let current = self
-            .client
-            .read_all(&ReadSnapshotsRequest {
-                filters: Some(FiltersSnapshot {
-                    snapshot_ids: Some(snapshots.clone()),
-                    ..Default::default()
-                }),
-                ..Default::default()
+        // Only the snapshots this build made: one the template named with
+        // snapshot_id is someone's own, never re-shared or re-tagged.
+        let ours: Vec<String> = image
+            .block_device_mappings
+            .iter()
+            .filter_map(|m| m.device_name.as_deref())
+            .filter_map(|d| {
+                rec.get(&self.addr(Kind::Snapshot, Some(d)))
+                    .and_then(|r| r.id)
             })
-            .await
-            .map_err(err)?;
+            .filter(|id| snapshots.contains(id))
+            .collect();
+        let current = if ours.is_empty() {
+            Vec::new()
+        } else {
+            self.client
+                .read_all(&ReadSnapshotsRequest {
+                    filters: Some(FiltersSnapshot {
+                        snapshot_ids: Some(ours.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .map_err(err)?
+        };
         for snapshot in &current {
             let have = snapshot_permission_attributes(snapshot, &[]);
             for change in permission_changes(&have, &want) {
@@ -1005,7 +1054,7 @@ impl Bsu {
             Kind::SnapshotPermissions,
             &image.image_id,
             want,
-            json!(snapshots),
+            json!(ours),
         )?;
 
         // Tags: the template's on the OMI and its snapshots, snapshot_tags
@@ -1132,6 +1181,7 @@ impl Bsu {
         };
         let order = [
             Kind::Image,
+            Kind::Snapshot,
             Kind::Vm,
             Kind::Volume,
             Kind::SecurityGroup,
@@ -1142,6 +1192,12 @@ impl Bsu {
             let addresses: Vec<String> = match kind {
                 Kind::Volume => self.devices_recorded(rec),
                 Kind::Image => vec![self.addr(kind, Some(CAPTURE))],
+                Kind::Snapshot => self
+                    .devices()
+                    .iter()
+                    .map(|d| self.addr(kind, Some(d)))
+                    .filter(|a| rec.get(a).is_some_and(|r| r.ephemeral))
+                    .collect(),
                 _ => vec![self.addr(kind, None)],
             };
             for address in addresses {
@@ -1476,10 +1532,6 @@ fn digest(build: &Build, source: &Image, region: &str) -> String {
         "builder": "bsu",
         "region": region,
         "vm_type": c.vm_type,
-        "subregion_name": c.subregion_name,
-        "net_id": c.net_id,
-        "subnet_id": c.subnet_id,
-        "security_group_ids": c.security_group_ids,
         "user_data": c.user_data,
         "shutdown_behavior": c.shutdown_behavior,
         "bsu_optimized": c.bsu_optimized,

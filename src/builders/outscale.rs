@@ -2,7 +2,6 @@
 //! without an id, deleting each kind of resource, and refreshing state.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -23,26 +22,6 @@ pub fn ownership_tags(lineage: &str, build: &str, address: &str) -> Vec<Resource
         ResourceTag::new(TAG_BUILD, build),
         ResourceTag::new(TAG_ADDRESS, address),
     ]
-}
-
-/// Retries a call that fails because another resource still uses this one
-/// (a VM not yet gone, an image still on a snapshot) for up to `patience`.
-pub async fn while_in_use<T, F, Fut>(patience: Duration, mut call: F) -> Result<T, Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Error>>,
-{
-    let start = tokio::time::Instant::now();
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match call().await {
-            Err(e) if e.api().is_some_and(|a| a.is_dependency()) && start.elapsed() < patience => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            other => return other,
-        }
-    }
 }
 
 /// The image `id`, if it still exists.
@@ -261,15 +240,54 @@ fn parse_date(date: &str) -> Option<time::OffsetDateTime> {
 
 #[async_trait]
 impl Destroyer for OutscaleDestroyer {
-    /// An image's snapshots, which a run killed between CreateImage and
-    /// recording them leaves known only through the image.
+    /// A VM's volumes and an image's snapshots, which a run stopped before
+    /// recording them (the VM never got to running, CreateImage's answer
+    /// was the last thing it saw) leaves known only through their owner.
     async fn dependents(&self, r: &ResourceState) -> Result<Vec<ResourceState>, DestroyError> {
-        if r.kind != Kind::Image {
+        if !matches!(r.kind, Kind::Image | Kind::Vm) {
             return Ok(Vec::new());
         }
         let Some(id) = self.find(r).await.map_err(failed)? else {
             return Ok(Vec::new());
         };
+        let entry = |kind: Kind, device: &str, id: String, status: Status| {
+            let mut entry = ResourceState::pending(
+                crate::graph::address(&r.build, kind, Some(device)),
+                &r.build,
+                kind,
+                r.ephemeral || kind == Kind::Volume,
+                Lookup::default(),
+            );
+            entry.id = Some(id);
+            entry.status = status;
+            entry.dependencies = vec![r.address.clone()];
+            entry
+        };
+        if r.kind == Kind::Vm {
+            let vms = self
+                .client
+                .read_all(&ReadVmsRequest {
+                    filters: Some(FiltersVm {
+                        vm_ids: Some(vec![id]),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .map_err(failed)?;
+            return Ok(vms
+                .iter()
+                .flat_map(|vm| &vm.block_device_mappings)
+                .map(|m| {
+                    entry(
+                        Kind::Volume,
+                        &m.device_name,
+                        m.bsu.volume_id.clone(),
+                        Status::Created,
+                    )
+                })
+                .collect());
+        }
         let Some(image) = read_image(&self.client, &id).await.map_err(failed)? else {
             return Ok(Vec::new());
         };
@@ -280,17 +298,12 @@ impl Destroyer for OutscaleDestroyer {
         Ok(snapshots
             .into_iter()
             .map(|(device, snapshot)| {
-                let mut entry = ResourceState::pending(
-                    crate::graph::address(&r.build, Kind::Snapshot, Some(&device)),
-                    &r.build,
+                entry(
                     Kind::Snapshot,
-                    r.ephemeral,
-                    Lookup::default(),
-                );
-                entry.id = Some(snapshot.snapshot_id);
-                entry.status = Status::Tainted;
-                entry.dependencies = vec![r.address.clone()];
-                entry
+                    &device,
+                    snapshot.snapshot_id,
+                    Status::Tainted,
+                )
             })
             .collect())
     }

@@ -187,11 +187,16 @@ async fn same_name_images(
                 .join(", ")
         )));
     }
+    // Sorted, so that the plan reads the same whatever order the API answers in.
+    let mut clashing = clashing;
+    clashing.sort_by(|a, b| a.image_id.cmp(&b.image_id));
     Ok(clashing
         .into_iter()
         .map(|i| Deregister {
             snapshot_ids: if bsu.force_delete_snapshot() {
-                i.snapshot_ids()
+                let mut ids = i.snapshot_ids();
+                ids.sort();
+                ids
             } else {
                 Vec::new()
             },

@@ -87,8 +87,15 @@ impl Recorder for StateRecorder {
         self.change(|s| {
             if let Some(r) = s.get_mut(address) {
                 r.id = Some(id.to_string());
+                // A durable resource is not done until configured: tainted
+                // in the same write as its id, so no crash leaves it looking
+                // complete.
                 if r.status == Status::Pending {
-                    r.status = Status::Created;
+                    r.status = if r.ephemeral {
+                        Status::Created
+                    } else {
+                        Status::Tainted
+                    };
                 }
             }
         })
@@ -139,5 +146,39 @@ impl Recorder for StateRecorder {
 
     fn cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_durable_resource_is_tainted_until_updated_an_ephemeral_one_created_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, state) = StateStore::lock(&dir.path().join("s.json"), "test").unwrap();
+        let rec = StateRecorder::new(store, state, Cancel::default());
+        for (address, kind, ephemeral) in [
+            ("build.w.image", Kind::Image, false),
+            ("build.w.vm", Kind::Vm, true),
+        ] {
+            rec.pending(address, "w", kind, ephemeral, Lookup::default(), vec![])
+                .unwrap();
+            assert_eq!(rec.get(address).unwrap().status, Status::Pending);
+            rec.created(address, "id-1").unwrap();
+        }
+        assert_eq!(rec.get("build.w.image").unwrap().status, Status::Tainted);
+        assert_eq!(rec.get("build.w.vm").unwrap().status, Status::Created);
+        rec.update(
+            "build.w.image",
+            BTreeMap::new(),
+            Some("sha256:x".into()),
+            false,
+        )
+        .unwrap();
+        assert_eq!(rec.get("build.w.image").unwrap().status, Status::Created);
+        // Every step was written: the file holds what the recorder holds.
+        let (_, on_disk) = StateStore::read_only(&dir.path().join("s.json")).unwrap();
+        assert_eq!(on_disk, rec.snapshot());
     }
 }

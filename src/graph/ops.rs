@@ -52,7 +52,9 @@ pub trait Recorder: Send + Sync {
         dependencies: Vec<String>,
     ) -> Result<(), String>;
 
-    /// Right after the create call answered.
+    /// Right after the create call answered: an ephemeral resource is then
+    /// created, a durable one tainted until [`Recorder::update`] says
+    /// otherwise.
     fn created(&self, address: &str, id: &str) -> Result<(), String>;
 
     /// Attributes as last seen, the input digest, and the status.
