@@ -141,6 +141,39 @@ async fn own_images(client: &Client, account: &str) -> Vec<Image> {
         .unwrap()
 }
 
+/// A volume and a snapshot of it, made by hand: (volume id, snapshot id).
+async fn user_snapshot(client: &Client, size: i64) -> (String, String) {
+    let volume = client
+        .call(&CreateVolumeRequest {
+            subregion_name: "eu-west-2a".into(),
+            size: Some(size),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .volume;
+    let snapshot = client
+        .call(&CreateSnapshotRequest {
+            volume_id: Some(volume.volume_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .snapshot;
+    (volume.volume_id, snapshot.snapshot_id)
+}
+
+/// The snapshots `filters` select.
+async fn snapshots(client: &Client, filters: FiltersSnapshot) -> Vec<Snapshot> {
+    client
+        .read_all(&ReadSnapshotsRequest {
+            filters: Some(filters),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
 /// Everything of the account that osci could have made and left.
 async fn leftovers(client: &Client, account: &str) -> Vec<String> {
     let mut left = Vec::new();
@@ -164,18 +197,16 @@ async fn leftovers(client: &Client, account: &str) -> Vec<String> {
             .map(|i| i.image_id),
     );
     left.extend(
-        client
-            .read_all(&ReadSnapshotsRequest {
-                filters: Some(FiltersSnapshot {
-                    account_ids: Some(vec![account.to_string()]),
-                    ..Default::default()
-                }),
+        snapshots(
+            client,
+            FiltersSnapshot {
+                account_ids: Some(vec![account.to_string()]),
                 ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|s| s.snapshot_id),
+            },
+        )
+        .await
+        .into_iter()
+        .map(|s| s.snapshot_id),
     );
     left.extend(
         client
@@ -262,17 +293,15 @@ async fn plan_apply_plan_again_and_destroy() {
     assert_eq!(tag(&image.tags, "team").as_deref(), Some("platform"));
     assert!(tag(&image.tags, "source").unwrap().starts_with("ami-"));
     assert!(tag(&image.tags, "osci:lineage").is_some());
-    let snapshot = client
-        .read_all(&ReadSnapshotsRequest {
-            filters: Some(FiltersSnapshot {
-                snapshot_ids: Some(image.snapshot_ids()),
-                ..Default::default()
-            }),
+    let snapshot = snapshots(
+        &client,
+        FiltersSnapshot {
+            snapshot_ids: Some(image.snapshot_ids()),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .remove(0);
+        },
+    )
+    .await
+    .remove(0);
     assert_eq!(tag(&snapshot.tags, "role").as_deref(), Some("root"));
     assert_eq!(tag(&snapshot.tags, "team").as_deref(), Some("platform"));
     assert_eq!(
@@ -493,16 +522,14 @@ async fn force_deregister_removes_exactly_the_planned_images() {
         !images.iter().any(|i| i.image_id == mine),
         "the planned OMI is gone"
     );
-    let snapshots = client
-        .read_all(&ReadSnapshotsRequest {
-            filters: Some(FiltersSnapshot {
-                account_ids: Some(vec![sim.default_account().account_id]),
-                ..Default::default()
-            }),
+    let snapshots = snapshots(
+        &client,
+        FiltersSnapshot {
+            account_ids: Some(vec![sim.default_account().account_id]),
             ..Default::default()
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await;
     assert!(
         !snapshots
             .iter()
@@ -1126,24 +1153,7 @@ async fn omi_block_device_mappings_shape_the_captured_omi() {
     let w = Workspace::new();
     let (data_volume, data_snapshot) = {
         let (_sim, client) = w.client();
-        let volume = client
-            .call(&CreateVolumeRequest {
-                subregion_name: "eu-west-2a".into(),
-                size: Some(3),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .volume;
-        let snapshot = client
-            .call(&CreateSnapshotRequest {
-                volume_id: Some(volume.volume_id.clone()),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .snapshot;
-        (volume.volume_id, snapshot.snapshot_id)
+        user_snapshot(&client, 3).await
     };
     let mappings = |extra: Value| {
         json!({
@@ -1203,17 +1213,15 @@ async fn omi_block_device_mappings_shape_the_captured_omi() {
             .any(|m| m.device_name.as_deref() == Some("/dev/sdd"))
     );
     // The user's snapshot is used as it is: neither tagged nor shared.
-    let data = client
-        .read_all(&ReadSnapshotsRequest {
-            filters: Some(FiltersSnapshot {
-                snapshot_ids: Some(vec![data_snapshot.clone()]),
-                ..Default::default()
-            }),
+    let data = snapshots(
+        &client,
+        FiltersSnapshot {
+            snapshot_ids: Some(vec![data_snapshot.clone()]),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .remove(0);
+        },
+    )
+    .await
+    .remove(0);
     assert!(data.tags.is_empty(), "{:?}", data.tags);
     let addresses = w.addresses();
     assert!(
@@ -1308,23 +1316,7 @@ async fn destroy_finds_the_snapshots_an_image_was_made_with() {
             .unwrap()
             .vms
             .remove(0);
-        let volume = client
-            .call(&CreateVolumeRequest {
-                subregion_name: "eu-west-2a".into(),
-                size: Some(2),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .volume;
-        let older = client
-            .call(&CreateSnapshotRequest {
-                volume_id: Some(volume.volume_id),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .snapshot;
+        let (_, older) = user_snapshot(&client, 2).await;
         // Latency 0: the VM is running by the next call.
         let captured = client
             .call(&CreateImageRequest {
@@ -1342,7 +1334,7 @@ async fn destroy_finds_the_snapshots_an_image_was_made_with() {
                 block_device_mappings: Some(vec![BlockDeviceMappingImage {
                     device_name: Some("/dev/sda1".into()),
                     bsu: Some(BsuToCreate {
-                        snapshot_id: Some(older.snapshot_id.clone()),
+                        snapshot_id: Some(older.clone()),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -1352,7 +1344,7 @@ async fn destroy_finds_the_snapshots_an_image_was_made_with() {
             .await
             .unwrap()
             .image;
-        (captured, registered, older.snapshot_id)
+        (captured, registered, older)
     };
     let entry = |build: &str, id: &str| {
         json!({"address": format!("build.{build}.image"), "build": build, "kind": "image", "id": id,
@@ -1379,19 +1371,17 @@ async fn destroy_finds_the_snapshots_an_image_was_made_with() {
         "{stderr}"
     );
     let (sim, client) = w.client();
-    let snapshots: Vec<String> = client
-        .read_all(&ReadSnapshotsRequest {
-            filters: Some(FiltersSnapshot {
-                account_ids: Some(vec![sim.default_account().account_id]),
-                ..Default::default()
-            }),
+    let snapshots: Vec<String> = snapshots(
+        &client,
+        FiltersSnapshot {
+            account_ids: Some(vec![sim.default_account().account_id]),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.snapshot_id)
-        .collect();
+        },
+    )
+    .await
+    .into_iter()
+    .map(|s| s.snapshot_id)
+    .collect();
     assert_eq!(
         snapshots,
         vec![older_snapshot],
@@ -1543,16 +1533,14 @@ async fn options_osci_cannot_honour_are_refused_and_inert_ones_work() {
         images[0].tags
     );
     let snapshot = images[0].snapshot_ids().remove(0);
-    let snapshots = client
-        .read_all(&ReadSnapshotsRequest {
-            filters: Some(FiltersSnapshot {
-                snapshot_ids: Some(vec![snapshot]),
-                ..Default::default()
-            }),
+    let snapshots = snapshots(
+        &client,
+        FiltersSnapshot {
+            snapshot_ids: Some(vec![snapshot]),
             ..Default::default()
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await;
     assert!(
         !snapshots[0].tags.iter().any(|t| t.key.starts_with("osci:")),
         "{:?}",
