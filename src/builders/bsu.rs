@@ -37,6 +37,29 @@ pub struct Bsu {
     pub deregister: Vec<Deregister>,
 }
 
+/// What a create call answers; the state needs its id.
+trait Made {
+    fn id(&self) -> &str;
+}
+
+impl Made for String {
+    fn id(&self) -> &str {
+        self
+    }
+}
+
+impl Made for Vm {
+    fn id(&self) -> &str {
+        &self.vm_id
+    }
+}
+
+impl Made for Image {
+    fn id(&self) -> &str {
+        &self.image_id
+    }
+}
+
 /// The key of the ephemeral image captured before registering the OMI
 /// with `omi_block_device_mappings`.
 const CAPTURE: &str = "capture";
@@ -383,7 +406,7 @@ impl Bsu {
 
     /// Runs `create` for the address of `kind` between a pending and a created record,
     /// tagging the result with the ownership tags right away.
-    async fn create<F, Fut>(
+    async fn create<T, F, Fut>(
         &self,
         rec: &dyn Recorder,
         kind: Kind,
@@ -391,10 +414,11 @@ impl Bsu {
         lookup: Lookup,
         dependencies: Vec<String>,
         create: F,
-    ) -> Result<String, String>
+    ) -> Result<T, String>
     where
+        T: Made,
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<String, Error>>,
+        Fut: std::future::Future<Output = Result<T, Error>>,
     {
         if rec.cancelled() {
             return Err("interrupted".into());
@@ -409,8 +433,8 @@ impl Bsu {
         let started = Instant::now();
         rec.pending(&address, &self.name, kind, ephemeral, lookup, dependencies)
             .map_err(Self::record_error)?;
-        let id = match create().await {
-            Ok(id) => id,
+        let made = match create().await {
+            Ok(made) => made,
             Err(e) => {
                 // A definite refusal made nothing: no pending entry to chase
                 // (and nothing of another's to find by our name). A conflict
@@ -424,6 +448,7 @@ impl Bsu {
                 return Err(err(e));
             }
         };
+        let id = made.id().to_string();
         rec.created(&address, &id).map_err(Self::record_error)?;
         self.tag(
             vec![id.clone()],
@@ -433,10 +458,10 @@ impl Bsu {
         rec.event(Event::Done {
             address,
             action: "create",
-            id: Some(id.clone()),
+            id: Some(id),
             elapsed: started.elapsed(),
         });
-        Ok(id)
+        Ok(made)
     }
 
     async fn make_security_group(&self, rec: &dyn Recorder) -> Result<String, String> {
@@ -608,16 +633,14 @@ impl Bsu {
         let vm_id = self
             .create(rec, Kind::Vm, None, lookup, deps, || async {
                 let vms = self.client.call(&request).await?.vms;
-                vms.into_iter()
-                    .next()
-                    .map(|v| v.vm_id)
-                    .ok_or_else(|| Error::Decode {
-                        operation: "CreateVms",
-                        message: "the answer holds no VM".into(),
-                        body: String::new(),
-                    })
+                vms.into_iter().next().ok_or_else(|| Error::Decode {
+                    operation: "CreateVms",
+                    message: "the answer holds no VM".into(),
+                    body: String::new(),
+                })
             })
-            .await?;
+            .await?
+            .vm_id;
         let vm_address = self.addr(Kind::Vm, None);
         let mut run_tags = self.render(&self.config.run_tags)?;
         run_tags
@@ -821,15 +844,12 @@ impl Bsu {
             ..request
         };
         let from_vm = request.vm_id.is_some();
-        let created = std::sync::Mutex::new(None);
-        let image_id = self
+        let first: Image = self
             .create(rec, Kind::Image, key, lookup, vec![], || async {
-                let image = self.client.call(&request).await?.image;
-                let id = image.image_id.clone();
-                *created.lock().expect("capture lock") = Some(image);
-                Ok(id)
+                Ok(self.client.call(&request).await?.image)
             })
             .await?;
+        let image_id = first.image_id.clone();
         if key.is_none() {
             let description = request.description.clone().unwrap_or_default();
             rec.update(
@@ -840,9 +860,8 @@ impl Bsu {
             )
             .map_err(Self::record_error)?;
         }
-        let first = created.lock().expect("capture lock").take();
-        if let Some(image) = first.as_ref().filter(|_| from_vm) {
-            self.record_snapshots(rec, image).await?;
+        if from_vm {
+            self.record_snapshots(rec, &first).await?;
         }
         let image = self
             .waiting(

@@ -7,5 +7,5 @@ pub mod outscale;
 pub mod planner;
 
 pub use bsu::Bsu;
-pub use outscale::{OutscaleDestroyer, Refreshed, refresh};
+pub use outscale::{OutscaleDestroyer, refresh};
 pub use planner::{PlanError, Planned, account_id, plan, wait_policy};

@@ -9,6 +9,7 @@ use crate::graph::{DestroyError, Destroyed, Destroyer};
 use crate::oapi::model::*;
 use crate::oapi::wait::{WaitPolicy, Waiters};
 use crate::oapi::{Client, Error};
+use crate::plan::Observed;
 use crate::state::{Kind, Lookup, ResourceState, State, Status};
 
 pub const TAG_LINEAGE: &str = "osci:lineage";
@@ -191,9 +192,7 @@ impl OutscaleDestroyer {
             Kind::ImagePermissions | Kind::SnapshotPermissions | Kind::Tags => None,
         })
     }
-}
 
-impl OutscaleDestroyer {
     /// The snapshots CreateImage made for `image`, with their devices.
     /// Snapshots older than the image were not made by it (a `snapshot_id`
     /// of the template, or a capture's that the OMI was registered from);
@@ -420,16 +419,10 @@ impl Destroyer for OutscaleDestroyer {
     }
 }
 
-/// What refresh saw of a durable resource.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Refreshed {
-    Exists(BTreeMap<String, serde_json::Value>),
-    Gone,
-}
-
 /// Reads the images and snapshots the state holds, one call per kind, and
-/// reports their current attributes (permissions, tags, description).
-pub async fn refresh(client: &Client, state: &State) -> Result<BTreeMap<String, Refreshed>, Error> {
+/// reports, per address, their current attributes (permissions, tags,
+/// description), or `None` for what is gone.
+pub async fn refresh(client: &Client, state: &State) -> Result<Observed, Error> {
     let image_ids: Vec<String> = state
         .resources
         .iter()
@@ -507,10 +500,7 @@ pub async fn refresh(client: &Client, state: &State) -> Result<BTreeMap<String, 
             }),
             _ => continue,
         };
-        out.insert(
-            r.address.clone(),
-            seen.map(Refreshed::Exists).unwrap_or(Refreshed::Gone),
-        );
+        out.insert(r.address.clone(), seen);
     }
     Ok(out)
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Bsu;
-use super::outscale::{Refreshed, refresh};
+use super::outscale::refresh;
 use crate::graph::{BuildAction, Deregister};
 use crate::oapi::model::{FiltersImage, ReadAccountsRequest, ReadImagesRequest};
 use crate::oapi::wait::{WaitPolicy, Waiters};
@@ -62,19 +62,7 @@ pub async fn plan(
     state: &State,
 ) -> Result<Planned, PlanError> {
     let account_id = account_id(client).await?;
-    let observed: Observed = refresh(client, state)
-        .await?
-        .into_iter()
-        .map(|(k, v)| {
-            (
-                k,
-                match v {
-                    Refreshed::Exists(a) => Some(a),
-                    Refreshed::Gone => None,
-                },
-            )
-        })
-        .collect();
+    let observed = refresh(client, state).await?;
     let waiters = Arc::new(Waiters::new(client));
     let mut desired = Vec::new();
     let mut runners = BTreeMap::new();
