@@ -176,20 +176,21 @@ async fn snapshots(client: &Client, filters: FiltersSnapshot) -> Vec<Snapshot> {
 
 /// Everything of the account that osci could have made and left.
 async fn leftovers(client: &Client, account: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    for vm in client.read_all(&ReadVmsRequest::default()).await.unwrap() {
-        if vm.state != "terminated" {
-            left.push(vm.vm_id);
-        }
-    }
-    left.extend(
-        client
-            .read_all(&ReadVolumesRequest::default())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|v| v.volume_id),
-    );
+    let vms = all(client, ReadVmsRequest::default()).await;
+    let volumes = all(client, ReadVolumesRequest::default()).await;
+    let own_snapshots = FiltersSnapshot {
+        account_ids: Some(vec![account.to_string()]),
+        ..Default::default()
+    };
+    let keypairs = all(client, ReadKeypairsRequest::default()).await;
+    let groups = all(client, ReadSecurityGroupsRequest::default()).await;
+    let ips = all(client, ReadPublicIpsRequest::default()).await;
+    let mut left: Vec<String> = vms
+        .into_iter()
+        .filter(|v| v.state != "terminated")
+        .map(|v| v.vm_id)
+        .collect();
+    left.extend(volumes.into_iter().map(|v| v.volume_id));
     left.extend(
         own_images(client, account)
             .await
@@ -197,43 +198,25 @@ async fn leftovers(client: &Client, account: &str) -> Vec<String> {
             .map(|i| i.image_id),
     );
     left.extend(
-        snapshots(
-            client,
-            FiltersSnapshot {
-                account_ids: Some(vec![account.to_string()]),
-                ..Default::default()
-            },
-        )
-        .await
-        .into_iter()
-        .map(|s| s.snapshot_id),
-    );
-    left.extend(
-        client
-            .read_all(&ReadKeypairsRequest::default())
+        snapshots(client, own_snapshots)
             .await
-            .unwrap()
             .into_iter()
-            .map(|k| k.keypair_name),
+            .map(|s| s.snapshot_id),
     );
+    left.extend(keypairs.into_iter().map(|k| k.keypair_name));
     left.extend(
-        client
-            .read_all(&ReadSecurityGroupsRequest::default())
-            .await
-            .unwrap()
+        groups
             .into_iter()
             .filter(|g| g.security_group_name != "default")
             .map(|g| g.security_group_id),
     );
-    left.extend(
-        client
-            .read_all(&ReadPublicIpsRequest::default())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|p| p.public_ip_id),
-    );
+    left.extend(ips.into_iter().map(|p| p.public_ip_id));
     left
+}
+
+/// Every page of a read.
+async fn all<O: osci::oapi::Paginated + Clone>(client: &Client, request: O) -> Vec<O::Item> {
+    client.read_all(&request).await.unwrap()
 }
 
 #[tokio::test]
