@@ -96,6 +96,33 @@ async fn make_plan(template: &Template, state: &State) -> anyhow::Result<(Connec
     Ok((connection, planned))
 }
 
+/// What `plan -out` writes: the plan, and how to make it again to check
+/// that nothing moved before applying it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedPlan {
+    plan: Plan,
+    template: PathBuf,
+    vars: Vec<String>,
+    var_files: Vec<PathBuf>,
+    state: PathBuf,
+}
+
+impl SavedPlan {
+    /// The saved plan at `path`, or `None` when it is something else (a
+    /// template). A `.osciplan` file that does not read is an error.
+    fn read(path: &Path) -> anyhow::Result<Option<SavedPlan>> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        match serde_json::from_slice(&bytes) {
+            Ok(saved) => Ok(Some(saved)),
+            Err(e) if path.extension().is_some_and(|x| x == "osciplan") => {
+                Err(e).with_context(|| format!("{} is not a saved plan", path.display()))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+}
+
 pub async fn plan(
     args: PlanArgs,
     state_flag: &Option<PathBuf>,
@@ -113,13 +140,13 @@ pub async fn plan(
         print!("{}", render_text(&planned.plan));
     }
     if let Some(out) = &args.out {
-        let saved = serde_json::json!({
-            "plan": planned.plan,
-            "template": args.template,
-            "vars": args.vars.var,
-            "var_files": args.vars.var_file,
-            "state": path,
-        });
+        let saved = SavedPlan {
+            plan: planned.plan.clone(),
+            template: args.template.clone(),
+            vars: args.vars.var.clone(),
+            var_files: args.vars.var_file.clone(),
+            state: path,
+        };
         std::fs::write(out, serde_json::to_vec_pretty(&saved)?)
             .with_context(|| format!("writing the plan to {}", out.display()))?;
         eprintln!(
@@ -135,8 +162,8 @@ pub async fn plan(
     })
 }
 
-/// Prints events as they come: one line per start, finish and wait.
-/// Prints events as they come, until the recorder unsubscribes.
+/// Prints events as they come, one line each, until the recorder
+/// unsubscribes.
 fn render_events(recorder: &StateRecorder, json: bool) -> tokio::task::JoinHandle<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     recorder.subscribe(tx);
@@ -254,21 +281,18 @@ fn report(outcome: &Outcome, what: &str) -> anyhow::Result<()> {
 
 pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Result<()> {
     // A saved plan: same template and vars, refused if anything moved since.
-    let (template_path, vars, saved, state_override) =
-        if args.target.extension().is_some_and(|e| e == "osciplan") || is_plan_file(&args.target) {
-            let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&args.target)?)
-                .with_context(|| format!("{} is not a saved plan", args.target.display()))?;
-            let plan: Plan = serde_json::from_value(saved["plan"].clone())?;
-            let template: PathBuf = serde_json::from_value(saved["template"].clone())?;
-            let vars = VarArgs {
-                var: serde_json::from_value(saved["vars"].clone())?,
-                var_file: serde_json::from_value(saved["var_files"].clone())?,
-            };
-            let state: PathBuf = serde_json::from_value(saved["state"].clone())?;
-            (template, vars, Some(plan), Some(state))
-        } else {
-            (args.target.clone(), args.vars.clone(), None, None)
-        };
+    let (template_path, vars, saved, state_override) = match SavedPlan::read(&args.target)? {
+        Some(saved) => (
+            saved.template,
+            VarArgs {
+                var: saved.vars,
+                var_file: saved.var_files,
+            },
+            Some(saved.plan),
+            Some(saved.state),
+        ),
+        None => (args.target.clone(), args.vars.clone(), None, None),
+    };
     let template = load(&template_path, &vars)?;
     let path = state_override.unwrap_or_else(|| state_path(state_flag, &template_path));
     let (store, state) = StateStore::lock(&path, "apply")?;
@@ -357,13 +381,6 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
         }
     }
     Ok(())
-}
-
-fn is_plan_file(path: &Path) -> bool {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v.get("plan").is_some() && v.get("template").is_some())
 }
 
 pub async fn destroy(args: DestroyArgs, state_flag: &Option<PathBuf>) -> anyhow::Result<()> {
