@@ -300,87 +300,57 @@ impl Bsu {
         let known = |m: BTreeMap<String, Value>| -> BTreeMap<String, Option<Value>> {
             m.into_iter().map(|(k, v)| (k, Some(v))).collect()
         };
-        let resource = |kind, key: Option<&str>, ephemeral, attributes, depends_on| Resource {
+        let resource = |kind, key: Option<&str>, ephemeral, attributes| Resource {
             address: self.addr(kind, key),
             build: self.name.clone(),
             kind,
             ephemeral,
             attributes,
-            depends_on,
         };
         let mut out = Vec::new();
-        let mut vm_deps = Vec::new();
         if self.needs_security_group() {
-            out.push(resource(
-                Kind::SecurityGroup,
-                None,
-                true,
-                known(BTreeMap::from([(
-                    "source_cidr".to_string(),
-                    json!(self.config.temporary_security_group_source_cidr),
-                )])),
-                vec![],
-            ));
-            vm_deps.push(self.addr(Kind::SecurityGroup, None));
+            let cidr = json!(self.config.temporary_security_group_source_cidr);
+            let attributes = known(BTreeMap::from([("source_cidr".to_string(), cidr)]));
+            out.push(resource(Kind::SecurityGroup, None, true, attributes));
         }
         if self.config.associate_public_ip_address {
-            out.push(resource(
-                Kind::PublicIp,
-                None,
-                true,
-                BTreeMap::new(),
-                vec![],
-            ));
-            vm_deps.push(self.addr(Kind::PublicIp, None));
+            out.push(resource(Kind::PublicIp, None, true, BTreeMap::new()));
         }
-        out.push(resource(
-            Kind::Vm,
-            None,
-            true,
-            known(BTreeMap::from([
-                ("source_omi".to_string(), json!(self.source.image_id)),
-                ("vm_type".to_string(), json!(self.config.vm_type)),
-            ])),
-            vm_deps,
-        ));
+        let vm = known(BTreeMap::from([
+            ("source_omi".to_string(), json!(self.source.image_id)),
+            ("vm_type".to_string(), json!(self.config.vm_type)),
+        ]));
+        out.push(resource(Kind::Vm, None, true, vm));
         if self.config.skip_create_omi {
             return Ok(out);
         }
-        let vm = self.addr(Kind::Vm, None);
-        let image = self.addr(Kind::Image, None);
-        let mut image_attrs = known(self.image_desired()?);
-        image_attrs.insert("name".into(), Some(json!(self.config.omi_name)));
-        image_attrs.insert("id".into(), None);
-        out.push(resource(Kind::Image, None, false, image_attrs, vec![vm]));
+        let mut image = known(self.image_desired()?);
+        image.insert("name".into(), Some(json!(self.config.omi_name)));
+        image.insert("id".into(), None);
+        out.push(resource(Kind::Image, None, false, image));
         for device in self.devices() {
-            out.push(resource(
-                Kind::Snapshot,
-                Some(&device),
-                false,
-                BTreeMap::from([("id".to_string(), None)]),
-                vec![image.clone()],
-            ));
+            let id = BTreeMap::from([("id".to_string(), None)]);
+            out.push(resource(Kind::Snapshot, Some(&device), false, id));
         }
+        let image_permissions = known(self.image_permissions_desired());
         out.push(resource(
             Kind::ImagePermissions,
             None,
             false,
-            known(self.image_permissions_desired()),
-            vec![image.clone()],
+            image_permissions,
         ));
+        let snapshot_permissions = known(self.snapshot_permissions_desired());
         out.push(resource(
             Kind::SnapshotPermissions,
             None,
             false,
-            known(self.snapshot_permissions_desired()),
-            vec![image.clone()],
+            snapshot_permissions,
         ));
         out.push(resource(
             Kind::Tags,
             None,
             false,
             known(self.tags_desired()?),
-            vec![image],
         ));
         Ok(out)
     }
@@ -1191,13 +1161,12 @@ impl Bsu {
     /// VM first (and its kept volumes), then security group, keypair and
     /// public IP.
     async fn teardown(&self, rec: &dyn Recorder) -> Result<(), String> {
-        let destroyer = OutscaleDestroyer {
-            client: self.client.clone(),
-            waiters: Arc::clone(&self.waiters),
-            account_id: self.account_id.clone(),
-            lineage: rec.lineage(),
-            wait: self.wait.clone(),
-        };
+        let destroyer = OutscaleDestroyer::new(
+            self.client.clone(),
+            Arc::clone(&self.waiters),
+            self.account_id.clone(),
+            rec.lineage(),
+        );
         let order = [
             Kind::Image,
             Kind::Snapshot,

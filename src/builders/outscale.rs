@@ -2,6 +2,7 @@
 //! without an id, deleting each kind of resource, and refreshing state.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -42,10 +43,22 @@ pub async fn read_image(client: &Client, id: &str) -> Result<Option<Image>, Erro
 /// Deletes what the state holds, kind by kind.
 pub struct OutscaleDestroyer {
     pub client: Client,
-    pub waiters: std::sync::Arc<Waiters>,
+    pub waiters: Arc<Waiters>,
     pub account_id: String,
     pub lineage: String,
     pub wait: WaitPolicy,
+}
+
+impl OutscaleDestroyer {
+    pub fn new(client: Client, waiters: Arc<Waiters>, account_id: String, lineage: String) -> Self {
+        OutscaleDestroyer {
+            client,
+            waiters,
+            account_id,
+            lineage,
+            wait: super::wait_policy(),
+        }
+    }
 }
 
 fn failed(e: Error) -> DestroyError {

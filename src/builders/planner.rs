@@ -23,6 +23,9 @@ pub struct Planned {
     pub account_id: String,
     /// What refresh saw of each durable state entry (`None`: gone).
     pub observed: Observed,
+    /// Shared by the builds and the cleanup of one apply, so their waits
+    /// share reads.
+    pub waiters: Arc<Waiters>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +106,7 @@ pub async fn plan(
         runners,
         account_id,
         observed,
+        waiters,
     })
 }
 

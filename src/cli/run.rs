@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use osci::builders::{self, OutscaleDestroyer, Planned, wait_policy};
+use osci::builders::{self, OutscaleDestroyer, Planned};
 use osci::engine::{self, Cancel, OnError, Outcome, StateRecorder};
-use osci::graph::{BuildAction, BuildRunner, Event};
+use osci::graph::{BuildAction, BuildRunner, Event, Recorder};
 use osci::oapi::wait::Waiters;
 use osci::plan::{Plan, render_json, render_text};
 use osci::state::{Kind, State, StateStore};
@@ -129,7 +129,7 @@ pub async fn plan(
 ) -> anyhow::Result<std::process::ExitCode> {
     let template = load(&args.template, &args.vars)?;
     let path = state_path(state_flag, &args.template);
-    let (_, state) = StateStore::read_only(&path)?;
+    let state = StateStore::read_only(&path)?;
     let (_, planned) = make_plan(&template, &state).await?;
     if args.json {
         println!(
@@ -298,13 +298,13 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
     let (store, state) = StateStore::lock(&path, "apply")?;
     let (connection, planned) = make_plan(&template, &state).await?;
     if let Some(saved) = &saved {
-        let lineage = (state.serial > 0).then(|| state.lineage.clone());
-        if saved.lineage != lineage || saved.serial != state.serial {
+        let now = &planned.plan;
+        if saved.lineage != now.lineage || saved.serial != now.serial {
             bail!(
                 "the saved plan is stale: the state {} changed since it was made (serial {} then, {} now): plan again",
                 path.display(),
                 saved.serial,
-                state.serial
+                now.serial
             );
         }
         if *saved != planned.plan {
@@ -327,7 +327,7 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
     }
     let cancel = Cancel::default();
     watch_signals(cancel.clone());
-    let recorder = engine::recorder(store, state, cancel);
+    let recorder = Arc::new(StateRecorder::new(store, state, cancel));
     let rendering = render_events(&recorder, args.json);
     engine::record_refresh(&recorder, &planned.observed).map_err(anyhow::Error::msg)?;
     let runners: Vec<(Arc<dyn BuildRunner>, BuildAction)> = planned
@@ -340,13 +340,12 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
             Some((runner, action))
         })
         .collect();
-    let destroyer = Arc::new(OutscaleDestroyer {
-        client: connection.client.clone(),
-        waiters: Arc::new(Waiters::new(&connection.client)),
-        account_id: planned.account_id.clone(),
-        lineage: recorder.snapshot().lineage,
-        wait: wait_policy(),
-    });
+    let destroyer = Arc::new(OutscaleDestroyer::new(
+        connection.client.clone(),
+        Arc::clone(&planned.waiters),
+        planned.account_id.clone(),
+        recorder.lineage(),
+    ));
     let on_error = match args.on_error {
         OnErrorArg::Cleanup => OnError::Cleanup,
         OnErrorArg::Abort => OnError::Abort,
@@ -401,7 +400,7 @@ pub async fn destroy(args: DestroyArgs, state_flag: &Option<PathBuf>) -> anyhow:
             .map(|r| r.address.clone())
             .collect()
     } else {
-        engine::all_addresses(&state)
+        state.resources.iter().map(|r| r.address.clone()).collect()
     };
     if addresses.is_empty() {
         eprintln!("Nothing to destroy.");
@@ -421,15 +420,10 @@ pub async fn destroy(args: DestroyArgs, state_flag: &Option<PathBuf>) -> anyhow:
     let cancel = Cancel::default();
     watch_signals(cancel.clone());
     let lineage = state.lineage.clone();
-    let recorder = engine::recorder(store, state, cancel);
+    let recorder = Arc::new(StateRecorder::new(store, state, cancel));
     let rendering = render_events(&recorder, args.json);
-    let destroyer = Arc::new(OutscaleDestroyer {
-        waiters: Arc::new(Waiters::new(&client)),
-        client,
-        account_id,
-        lineage,
-        wait: wait_policy(),
-    });
+    let waiters = Arc::new(Waiters::new(&client));
+    let destroyer = Arc::new(OutscaleDestroyer::new(client, waiters, account_id, lineage));
     let outcome = engine::destroy(&recorder, destroyer, &addresses, 10).await;
     recorder.unsubscribe();
     let _ = rendering.await;
@@ -446,7 +440,7 @@ pub fn state_command(command: StateCommand, state_flag: &Option<PathBuf>) -> any
     };
     match command {
         StateCommand::List { template } => {
-            let (_, state) = StateStore::read_only(&path_of(&template)?)?;
+            let state = StateStore::read_only(&path_of(&template)?)?;
             for r in &state.resources {
                 println!(
                     "{}\t{}\t{}{}",
@@ -458,7 +452,7 @@ pub fn state_command(command: StateCommand, state_flag: &Option<PathBuf>) -> any
             }
         }
         StateCommand::Show { address, template } => {
-            let (_, state) = StateStore::read_only(&path_of(&template)?)?;
+            let state = StateStore::read_only(&path_of(&template)?)?;
             let r = state
                 .get(&address)
                 .with_context(|| format!("no resource at {address} in the state"))?;

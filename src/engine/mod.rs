@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::graph::{BuildAction, BuildRunner, DestroyError, Destroyed, Destroyer, Event, Recorder};
 use crate::plan::Observed;
-use crate::state::{Kind, State, StateStore, Status};
+use crate::state::{Kind, State, Status};
 
 pub use recorder::{Cancel, StateRecorder};
 
@@ -278,14 +278,4 @@ pub fn record_refresh(recorder: &StateRecorder, observed: &Observed) -> Result<(
             }
         }
     })
-}
-
-/// Everything a state holds, for `osci destroy`.
-pub fn all_addresses(state: &State) -> Vec<String> {
-    state.resources.iter().map(|r| r.address.clone()).collect()
-}
-
-/// Opens the recorder on a locked state.
-pub fn recorder(store: StateStore, state: State, cancel: Cancel) -> Arc<StateRecorder> {
-    Arc::new(StateRecorder::new(store, state, cancel))
 }

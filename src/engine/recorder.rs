@@ -178,7 +178,7 @@ mod tests {
         .unwrap();
         assert_eq!(rec.get("build.w.image").unwrap().status, Status::Created);
         // Every step was written: the file holds what the recorder holds.
-        let (_, on_disk) = StateStore::read_only(&dir.path().join("s.json")).unwrap();
+        let on_disk = StateStore::read_only(&dir.path().join("s.json")).unwrap();
         assert_eq!(on_disk, rec.snapshot());
     }
 }

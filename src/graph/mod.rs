@@ -1,5 +1,5 @@
-//! Resources as osci plans them: addresses, dependencies, and the digest of
-//! the inputs that shape an image.
+//! Resources as osci plans them: addresses, what builders record and do,
+//! and the digest of the inputs that shape an image.
 
 mod address;
 mod digest;
@@ -11,4 +11,4 @@ pub use digest::Digest;
 pub use ops::{
     BuildAction, BuildRunner, Deregister, DestroyError, Destroyed, Destroyer, Event, Recorder,
 };
-pub use resource::{Graph, Resource};
+pub use resource::Resource;

@@ -48,16 +48,8 @@ pub struct StateStore {
 
 impl StateStore {
     /// Reads the state without locking it (plan, state list/show).
-    pub fn read_only(path: &Path) -> Result<(StateStore, State), StateError> {
-        let (last, state) = read(path)?;
-        Ok((
-            StateStore {
-                path: path.to_path_buf(),
-                last,
-                _lock: None,
-            },
-            state,
-        ))
+    pub fn read_only(path: &Path) -> Result<State, StateError> {
+        Ok(read(path)?.1)
     }
 
     /// Locks the state for `command`, then reads it.
@@ -72,10 +64,6 @@ impl StateStore {
             },
             state,
         ))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Writes `state` with the next serial. The file is replaced atomically,
@@ -162,7 +150,7 @@ mod tests {
         state.get_mut("build.web.vm").unwrap().id = Some("i-12345678".into());
         store.write(&mut state).unwrap();
         drop(store);
-        let (_, again) = StateStore::read_only(&path).unwrap();
+        let again = StateStore::read_only(&path).unwrap();
         assert_eq!(again.serial, 2);
         assert_eq!(again.lineage, lineage);
         assert_eq!(
