@@ -43,6 +43,7 @@ def test_states_written_by_apply_and_destroy_match_the_schema(sim_bin, tmp_path,
     # The backup is the version before the last write: mid-apply, with
     # ephemerals or pending entries in it.
     assert backup["serial"] == state["serial"] - 1
+    assert any(r["ephemeral"] or r["status"] != "created" for r in backup["resources"]), backup
     assert errors(validator, state) == []
     assert errors(validator, backup) == []
 
