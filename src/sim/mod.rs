@@ -8,12 +8,16 @@
 //! [`Transport`] (`sim://DIR`), through the same [`Sim::handle`].
 
 mod auth;
+mod disk;
 mod error;
 mod faults;
 mod filters;
 mod keys;
+mod machines;
 mod ops;
 mod server;
+mod sshd;
+mod userland;
 mod world;
 
 use std::collections::BTreeMap;
@@ -31,12 +35,16 @@ use crate::oapi::transport::{BoxFuture, Transport, TransportError};
 
 pub use error::SimError;
 pub use faults::Faults;
+pub use machines::privileged;
 pub use server::serve;
 use world::{Account, ImageRecord, Latency, SnapshotRecord, World, iso, now_ms, random_key};
 
 /// The alias of the account that publishes the public catalogue images.
 pub const CATALOGUE_ALIAS: &str = "Outscale";
 const STATE_FILE: &str = "sim.json";
+/// The SSH host key every simulated VM shows, kept so that known_hosts
+/// entries stay valid across restarts.
+const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 
 /// How to open a simulator.
 pub struct SimConfig {
@@ -86,6 +94,7 @@ pub struct Sim {
     latency: Latency,
     faults: Faults,
     stats: Mutex<Stats>,
+    machines: Mutex<machines::Machines>,
 }
 
 impl Sim {
@@ -121,7 +130,12 @@ impl Sim {
                 });
             }
         };
+        let host_key = host_key(&dir.join(HOST_KEY_FILE)).map_err(|message| OpenError::Dir {
+            dir: dir.clone(),
+            message,
+        })?;
         Ok(Arc::new(Sim {
+            machines: Mutex::new(machines::Machines::new(dir, host_key)),
             world: Mutex::new(world),
             lockouts: Mutex::new(auth::Lockouts::default()),
             state_file,
@@ -261,6 +275,8 @@ impl Sim {
         let now = now_ms();
         let mut world = self.world.lock().expect("world lock");
         world.advance(now);
+        let mut machines = self.machines.lock().expect("machines lock");
+        machines.reconcile(&mut world);
         let account = if ops::is_public(operation) {
             String::new()
         } else {
@@ -275,6 +291,7 @@ impl Sim {
             fail_later,
         };
         let value = ops::dispatch(&mut ctx, operation, body)?;
+        machines.reconcile(&mut world);
         if !ops::is_read(operation) {
             persist(&self.state_file, &world).map_err(SimError::internal)?;
         }
@@ -298,6 +315,24 @@ fn respond(status: u16, body: &Value) -> http::Response<Bytes> {
 fn persist(path: &Path, world: &World) -> Result<(), String> {
     let bytes = serde_json::to_vec(world).map_err(|e| e.to_string())?;
     crate::atomic_file::write(path, &bytes).map_err(|e| format!("saving {}: {e}", path.display()))
+}
+
+/// The simulator's SSH host key, made on first use.
+fn host_key(path: &Path) -> Result<russh::keys::PrivateKey, String> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return russh::keys::PrivateKey::from_openssh(text)
+            .map_err(|e| format!("the SSH host key {} is unreadable: {e}", path.display()));
+    }
+    let seed: [u8; 32] = rand::random();
+    let key = russh::keys::PrivateKey::from(
+        russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed),
+    );
+    let text = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .map_err(|e| e.to_string())?;
+    crate::atomic_file::write(path, text.as_bytes())
+        .map_err(|e| format!("saving {}: {e}", path.display()))?;
+    Ok(key)
 }
 
 fn keys_of(world: &World, a: &Account) -> AccountKeys {
@@ -368,6 +403,7 @@ fn seed(region: &str) -> World {
                 },
                 started_at: created,
                 done_at: created,
+                copied_from: None,
             },
         );
         let image_id = world.new_id(error::Kind::Image);

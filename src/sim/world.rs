@@ -101,6 +101,9 @@ pub struct ImageRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SnapshotRecord {
     pub snapshot: Snapshot,
+    /// The snapshot this one copies (its bytes come from there).
+    #[serde(default)]
+    pub copied_from: Option<String>,
     pub started_at: Millis,
     pub done_at: Millis,
 }
@@ -166,9 +169,6 @@ pub struct World {
     pub subnets: BTreeMap<String, SubnetRecord>,
     /// Resource id → key → value.
     pub tags: BTreeMap<String, BTreeMap<String, String>>,
-    /// Next host number handed out on the loopback ranges.
-    pub next_private_ip: u32,
-    pub next_public_ip: u32,
 }
 
 /// A random id of the OUTSCALE form `prefix-xxxxxxxx`.
@@ -261,16 +261,22 @@ impl World {
 
     /// A loopback address for a VM's private side (127.1.0.0/16) or a public
     /// IP (127.2.0.0/16), so that a VM's services can listen on its own
-    /// addresses on this machine.
+    /// addresses on this machine. Random, so that simulators running side
+    /// by side (parallel tests) rarely pick the same one.
     pub fn allocate_ip(&mut self, public: bool) -> String {
-        let (counter, second) = if public {
-            (&mut self.next_public_ip, 2)
-        } else {
-            (&mut self.next_private_ip, 1)
-        };
-        *counter += 1;
-        let n = *counter;
-        Ipv4Addr::new(127, second, ((n / 250) % 256) as u8, (n % 250 + 2) as u8).to_string()
+        let second = if public { 2 } else { 1 };
+        let mut rng = rand::thread_rng();
+        loop {
+            let ip = Ipv4Addr::new(127, second, rng.gen_range(0..=255), rng.gen_range(2..=254))
+                .to_string();
+            let used = self.vms.values().any(|r| {
+                r.vm.private_ip.as_deref() == Some(ip.as_str())
+                    || r.auto_public_ip.as_deref() == Some(ip.as_str())
+            }) || self.public_ips.values().any(|p| p.ip.public_ip == ip);
+            if !used {
+                return ip;
+            }
+        }
     }
 
     /// Applies every scheduled change that is due at `now`.

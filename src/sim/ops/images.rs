@@ -73,6 +73,7 @@ pub fn new_snapshot(
             },
             started_at: now,
             done_at,
+            copied_from: None,
         },
     );
     id
@@ -235,6 +236,9 @@ pub fn create(ctx: &mut Ctx<'_>, req: CreateImageRequest) -> SimResult<ImageResp
                     latency,
                 );
                 ready_at = ready_at.max(ctx.world.snapshots[&snap].done_at);
+                if let Some(rec) = ctx.world.snapshots.get_mut(&snap) {
+                    rec.copied_from = bsu.snapshot_id.clone();
+                }
                 bsu.snapshot_id = Some(snap);
             }
             image.block_device_mappings.push(m);

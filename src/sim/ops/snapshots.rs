@@ -113,6 +113,7 @@ pub fn create(ctx: &mut Ctx<'_>, req: CreateSnapshotRequest) -> SimResult<Snapsh
     );
     let rec = ctx.world.snapshots.get_mut(&id).expect("just created");
     rec.snapshot.client_token = req.client_token;
+    rec.copied_from = req.source_snapshot_id;
     Ok(SnapshotResponse {
         snapshot: render(ctx.world, &ctx.world.snapshots[&id]),
         ..Default::default()
