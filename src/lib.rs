@@ -6,6 +6,7 @@ pub mod engine;
 pub mod graph;
 pub mod oapi;
 pub mod plan;
+pub mod provision;
 pub mod sim;
 pub mod state;
 pub mod template;

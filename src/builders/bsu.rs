@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::network;
+use super::{communicator, network};
 use super::outscale::{OutscaleDestroyer, ownership_tags, read_image};
 use crate::graph::{
     BuildAction, BuildRunner, Deregister, Destroyer, Digest, Event, Recorder, Resource, address,
@@ -20,7 +20,9 @@ use crate::oapi::model::*;
 use crate::oapi::wait::{WaitPolicy, Waiters};
 use crate::oapi::{Client, Error};
 use crate::state::{Kind, Lookup, Status};
-use crate::template::{BsuConfig, Build, BuildVars, render_build_vars};
+use crate::oapi::Secret;
+use crate::provision;
+use crate::template::{BsuConfig, Build, BuildVars, Provisioner, render_build_vars};
 
 /// A bsu build, resolved against the cloud (source OMI, account).
 pub struct Bsu {
@@ -33,6 +35,8 @@ pub struct Bsu {
     source: Image,
     digest: String,
     vars: BuildVars,
+    provisioners: Vec<Provisioner>,
+    template_dir: std::path::PathBuf,
     /// Set by the plan: the OMIs force_deregister removes.
     pub deregister: Vec<Deregister>,
 }
@@ -57,6 +61,12 @@ impl Made for Vm {
 impl Made for Image {
     fn id(&self) -> &str {
         &self.image_id
+    }
+}
+
+impl Made for KeypairCreated {
+    fn id(&self) -> &str {
+        self.keypair_id.as_deref().unwrap_or(&self.keypair_name)
     }
 }
 
@@ -99,15 +109,18 @@ impl Bsu {
         let config = build.config.clone();
         let name = build.name.clone();
         let refuse = |what: &str| Err(format!("build \"{name}\": {what}"));
-        if config.communicator != "none" {
-            return refuse(&format!(
-                "communicator \"{}\" needs SSH or WinRM provisioning, which this osci does not do yet: \
-                 set \"communicator\": \"none\"",
-                config.communicator
-            ));
+        if let Some(why) = communicator::unsupported(&config) {
+            return refuse(&why);
         }
-        if !build.provisioners.is_empty() {
-            return refuse("provisioners need a communicator, and communicator is \"none\"");
+        let inputs = provision::inputs(&build.provisioners, &build.template_dir)
+            .map_err(|e| format!("build \"{name}\": {e}"))?;
+        if config.communicator == "none"
+            && let Some(p) = build.provisioners.iter().find(|p| p.kind != "shell-local")
+        {
+            return refuse(&format!(
+                "provisioners[{}] ({}) runs on the VM, and communicator is \"none\": set \"communicator\": \"ssh\" and ssh_username",
+                p.index, p.kind
+            ));
         }
         let region = client.region().to_string();
         if let Some(other) = config.omi_regions.iter().find(|r| **r != region) {
@@ -154,7 +167,7 @@ impl Bsu {
                 .map(|t| (t.key.clone(), t.value.clone()))
                 .collect(),
         };
-        let digest = digest(build, &source, &region);
+        let digest = digest(build, &source, &region, &inputs);
         let bsu = Bsu {
             name,
             config,
@@ -165,6 +178,8 @@ impl Bsu {
             source,
             digest,
             vars,
+            provisioners: build.provisioners.clone(),
+            template_dir: build.template_dir.clone(),
             deregister: Vec::new(),
         };
         bsu.check_omi_mappings()
@@ -315,6 +330,9 @@ impl Bsu {
         }
         if self.config.associate_public_ip_address {
             out.push(resource(Kind::PublicIp, None, true, BTreeMap::new()));
+        }
+        if communicator::needs_temporary_keypair(&self.config) {
+            out.push(resource(Kind::Keypair, None, true, BTreeMap::new()));
         }
         let vm = known(BTreeMap::from([
             ("source_omi".to_string(), json!(self.source.image_id)),
@@ -490,6 +508,110 @@ impl Bsu {
         .await
     }
 
+    /// The temporary keypair (C5): OUTSCALE generates it; its private key
+    /// stays in memory, never in the state or the output.
+    async fn make_keypair(&self, rec: &dyn Recorder) -> Result<(String, Secret), String> {
+        let name = self.config.temporary_key_pair_name.clone().unwrap_or_else(|| {
+            format!(
+                "osci_{}_{}_{}",
+                rec.lineage().chars().take(8).collect::<String>(),
+                self.name,
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            )
+        });
+        let lookup = Lookup {
+            name: Some(name.clone()),
+            client_token: None,
+        };
+        let made = self
+            .create(rec, Kind::Keypair, None, lookup, vec![], || async {
+                self.client
+                    .call(&CreateKeypairRequest {
+                        keypair_name: name.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|r| r.keypair)
+            })
+            .await?;
+        let key = made
+            .private_key
+            .ok_or_else(|| format!("CreateKeypair gave no private key for {name}"))?;
+        Ok((name, key))
+    }
+
+    /// Connects to the VM and runs the provisioners (C9, C12).
+    async fn provision(
+        &self,
+        rec: &dyn Recorder,
+        vm: &Vm,
+        temporary: Option<&Secret>,
+    ) -> Result<(), String> {
+        let ssh = self.config.communicator == "ssh";
+        if !ssh && self.provisioners.is_empty() {
+            return Ok(());
+        }
+        let mut vm = vm.clone();
+        let mut host = None;
+        if ssh {
+            // Linking a public IP changed the VM's addresses: read it again,
+            // a few times if it shows none yet.
+            for attempt in 0..3 {
+                if let Some(current) = self
+                    .client
+                    .read_all(&ReadVmsRequest {
+                        filters: Some(FiltersVm {
+                            vm_ids: Some(vec![vm.vm_id.clone()]),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(err)?
+                    .into_iter()
+                    .next()
+                {
+                    vm = current;
+                }
+                host = communicator::host(&self.config, &vm);
+                if host.is_some() || attempt == 2 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            if host.is_none() {
+                return Err(format!(
+                    "couldn't determine the address of {} (ssh_interface {:?})",
+                    vm.vm_id, self.config.ssh_interface
+                ));
+            }
+        }
+        let settings = match &host {
+            Some(h) => Some(communicator::settings(&self.config, h.clone(), temporary)?),
+            None => None,
+        };
+        let clear = self.config.ssh_clear_authorized_keys && temporary.is_some();
+        let build = communicator::build_data(&vm, host.as_deref(), &self.config, &self.vars);
+        let output = |line: &str| {
+            rec.event(Event::Output {
+                build: self.name.clone(),
+                line: line.to_string(),
+            })
+        };
+        let cancelled = || rec.cancelled();
+        let ctx = provision::Context {
+            build_name: &self.name,
+            builder_type: "outscale-bsu",
+            build,
+            base_dir: &self.template_dir,
+            output: &output,
+            cancelled: &cancelled,
+        };
+        communicator::provision(&self.config, settings, clear, &self.provisioners, &ctx)
+            .await
+            .map_err(|e| format!("provisioning failed: {e}"))
+    }
+
     /// Runs a wait for `address` to be `target`, telling the user when it
     /// starts, every [`PROGRESS_EVERY`] while it lasts, and when it ends.
     async fn waiting<T>(
@@ -537,6 +659,7 @@ impl Bsu {
         &self,
         rec: &dyn Recorder,
         groups: Vec<String>,
+        keypair: Option<String>,
         deps: Vec<String>,
     ) -> Result<Vm, String> {
         // One token per launch: retries of this call are idempotent, and the
@@ -579,7 +702,7 @@ impl Bsu {
         let request = CreateVmsRequest {
             image_id: self.source.image_id.clone(),
             vm_type: Some(self.config.vm_type.clone()),
-            keypair_name: self.config.ssh_keypair_name.clone(),
+            keypair_name: keypair.or_else(|| self.config.ssh_keypair_name.clone()),
             security_group_ids: Some(groups),
             subnet_id: self.config.subnet_id.clone(),
             placement: self.config.subregion_name.as_ref().map(|s| Placement {
@@ -1242,7 +1365,7 @@ impl Bsu {
     }
 
     async fn create_all(&self, rec: &dyn Recorder, action: BuildAction) -> Result<(), String> {
-        let (group, ip) = tokio::join!(
+        let (group, ip, key) = tokio::join!(
             async {
                 if self.needs_security_group() {
                     self.make_security_group(rec).await.map(Some)
@@ -1256,9 +1379,16 @@ impl Bsu {
                 } else {
                     Ok(None)
                 }
+            },
+            async {
+                if communicator::needs_temporary_keypair(&self.config) {
+                    self.make_keypair(rec).await.map(Some)
+                } else {
+                    Ok(None)
+                }
             }
         );
-        let (group, ip) = (group?, ip?);
+        let (group, ip, key) = (group?, ip?, key?);
         let mut deps = Vec::new();
         let groups = match group {
             Some(g) => {
@@ -1270,7 +1400,14 @@ impl Bsu {
         if ip.is_some() {
             deps.push(self.addr(Kind::PublicIp, None));
         }
-        let vm = self.launch(rec, groups, deps).await?;
+        let (keypair, private_key) = match key {
+            Some((name, pem)) => {
+                deps.push(self.addr(Kind::Keypair, None));
+                (Some(name), Some(pem))
+            }
+            None => (None, None),
+        };
+        let vm = self.launch(rec, groups, keypair, deps).await?;
         if let Some(ip) = ip {
             self.client
                 .call(&LinkPublicIpRequest {
@@ -1281,7 +1418,7 @@ impl Bsu {
                 .await
                 .map_err(err)?;
         }
-        // Provisioning goes here (communicator "none": nothing to run).
+        self.provision(rec, &vm, private_key.as_ref()).await?;
         if rec.cancelled() {
             return Err("interrupted".into());
         }
@@ -1499,8 +1636,9 @@ pub async fn find_source(
 
 /// The inputs that shape the image: the build's options (except those the
 /// plan can change in place, the name, credentials and timeouts), the
-/// resolved source OMI, and the provisioners.
-fn digest(build: &Build, source: &Image, region: &str) -> String {
+/// resolved source OMI, the provisioners, and the bytes of the scripts and
+/// files they read.
+fn digest(build: &Build, source: &Image, region: &str, inputs: &[(String, Vec<u8>)]) -> String {
     let c = &build.config;
     let mappings = |list: &[crate::template::BlockDevice]| -> Vec<Value> {
         list.iter()
@@ -1539,11 +1677,15 @@ fn digest(build: &Build, source: &Image, region: &str) -> String {
         .iter()
         .map(|p| json!({"type": p.kind, "config": p.config}))
         .collect();
-    Digest::new()
+    let mut digest = Digest::new();
+    digest
         .json("options", &options)
         .part("source_omi", source.image_id.as_bytes())
-        .json("provisioners", &Value::Array(provisioners))
-        .finish()
+        .json("provisioners", &Value::Array(provisioners));
+    for (name, bytes) in inputs {
+        digest.part(&format!("file {name}"), bytes);
+    }
+    digest.finish()
 }
 
 fn to_tags(map: &BTreeMap<String, String>) -> Vec<ResourceTag> {

@@ -2,6 +2,7 @@
 //! that make them. They know OUTSCALE; they know nothing of rendering.
 
 pub mod bsu;
+mod communicator;
 pub mod network;
 pub mod outscale;
 pub mod planner;

@@ -192,6 +192,9 @@ fn render_events(recorder: &StateRecorder, json: bool) -> tokio::task::JoinHandl
                     Event::Note { build, text } => {
                         serde_json::json!({"type": "note", "build": build, "text": text})
                     }
+                    Event::Output { build, line } => {
+                        serde_json::json!({"type": "output", "build": build, "line": line})
+                    }
                 };
                 println!("{v}");
             } else {
@@ -215,6 +218,7 @@ fn render_events(recorder: &StateRecorder, json: bool) -> tokio::task::JoinHandl
                         eprintln!("{address}: {state} ({:.1}s)", elapsed.as_secs_f64())
                     }
                     Event::Note { build, text } => eprintln!("build \"{build}\": {text}"),
+                    Event::Output { build, line } => eprintln!("    {build}: {line}"),
                 }
             }
         }

@@ -32,6 +32,8 @@ pub enum Event {
     },
     /// A line for the user, about a build.
     Note { build: String, text: String },
+    /// A line of provisioner output (or of the provisioners' progress).
+    Output { build: String, line: String },
 }
 
 /// Where builders record what they create, before and after each call, so

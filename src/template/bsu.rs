@@ -722,30 +722,45 @@ fn one_of(at: KeyPath, value: &str, allowed: &[&str]) -> Result<(), Failure> {
 }
 
 /// A Go duration such as `5m`, `1h30m` or `500ms` (negative ones make no
-/// sense for these timeouts).
-fn go_duration(s: &str) -> bool {
+/// sense for these timeouts), or `None` if `s` is not one.
+pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
     if s == "0" {
-        return true;
+        return Some(std::time::Duration::ZERO);
     }
     let mut rest = s;
+    let mut seconds = 0f64;
     while !rest.is_empty() {
         let number = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         let digits = &rest[..number];
         if digits.is_empty() || digits == "." || digits.matches('.').count() > 1 {
-            return false;
+            return None;
         }
+        let value: f64 = digits.parse().ok()?;
         rest = &rest[number..];
         let unit = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        if !["ns", "us", "µs", "μs", "ms", "s", "m", "h"].contains(&&rest[..unit]) {
-            return false;
-        }
+        let scale = match &rest[..unit] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        seconds += value * scale;
         rest = &rest[unit..];
     }
-    !s.is_empty()
+    (!s.is_empty())
+        .then(|| std::time::Duration::try_from_secs_f64(seconds).ok())
+        .flatten()
+}
+
+fn go_duration(s: &str) -> bool {
+    parse_go_duration(s).is_some()
 }
 
 fn valid_cidr(s: &str) -> bool {

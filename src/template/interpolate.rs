@@ -364,6 +364,64 @@ impl Scope for BuildScope<'_> {
     }
 }
 
+/// Renders what a provisioner left for itself: `{{ .Field }}` from
+/// `fields` (`.Vars`, `.Path`, `.Command`, …) and `{{ build `Key` }}` from
+/// `build` (`ID`, `Host`, `SourceOMI`, …), with the pure functions.
+pub fn render_provisioner(
+    text: &str,
+    fields: &BTreeMap<String, String>,
+    build: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    render(text, &ProvisionerScope { fields, build }, Late::Evaluate).map_err(|e| e.to_string())
+}
+
+struct ProvisionerScope<'a> {
+    fields: &'a BTreeMap<String, String>,
+    build: &'a BTreeMap<String, String>,
+}
+
+impl Scope for ProvisionerScope<'_> {
+    fn function(&self, name: &str, args: Vec<Val>) -> Result<Val, RenderError> {
+        if name == "build" {
+            return match args.as_slice() {
+                [Val::Str(key)] => self
+                    .build
+                    .get(key)
+                    .map(|v| Val::Str(v.clone()))
+                    .ok_or_else(|| RenderError::UnknownBuildVar {
+                        name: format!("build `{key}`"),
+                        suggestion: suggest(key, self.build.keys().map(String::as_str)),
+                    }),
+                _ => Err(RenderError::UnknownBuildVar {
+                    name: "build".into(),
+                    suggestion: None,
+                }),
+            };
+        }
+        match pure(name, &args) {
+            Some(result) => result,
+            None if LOAD_FUNCTIONS.contains(&name) => {
+                Err(RenderError::NotAtBuildTime(name.to_string()))
+            }
+            None => Err(unknown_function(name)),
+        }
+    }
+
+    fn field(&self, path: &[String]) -> Result<Val, RenderError> {
+        match path {
+            [name] => self
+                .fields
+                .get(name)
+                .map(|v| Val::Str(v.clone()))
+                .ok_or_else(|| RenderError::UnknownBuildVar {
+                    name: format!(".{name}"),
+                    suggestion: suggest(name, self.fields.keys().map(String::as_str)),
+                }),
+            _ => Err(unknown_build_var(path)),
+        }
+    }
+}
+
 fn unknown_build_var(path: &[String]) -> RenderError {
     let name = path.join(".");
     RenderError::UnknownBuildVar {

@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-pub use bsu::{BlockDevice, BsuConfig, NetFilter, OmiFilter, SecurityGroupFilter, SubnetFilter};
+pub use bsu::{BlockDevice, BsuConfig, parse_go_duration, NetFilter, OmiFilter, SecurityGroupFilter, SubnetFilter};
 pub use error::TemplateError;
-pub use interpolate::{BuildVars, render_build_vars};
+pub use interpolate::{BuildVars, render_build_vars, render_provisioner};
 
 use crate::oapi::Secret;
 use error::{KeyPath, Problem, Site};
@@ -62,12 +62,17 @@ pub struct Build {
     pub config: BsuConfig,
     /// Provisioners that apply to this build (after `only`/`except` and with
     /// its `override`), in order, as JSON with variables already
-    /// interpolated. Kept opaque in this issue; the digest covers them.
+    /// interpolated; `crate::provision` checks and runs them.
     pub provisioners: Vec<Provisioner>,
+    /// The template's folder: relative paths of scripts and uploads are
+    /// read from there.
+    pub template_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Provisioner {
+    /// Its position in the template's `provisioners`.
+    pub index: usize,
     /// Its `type`, e.g. `shell`.
     pub kind: String,
     /// Its other options (an object). Actions the provisioner renders itself
@@ -217,6 +222,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
             let config =
                 render_object(config, &at, &scope, &|_| Late::Provisioner).map_err(fail)?;
             build_provisioners.push(Provisioner {
+                index: i,
                 kind: p.kind.clone(),
                 config: Value::Object(config),
             });
@@ -227,6 +233,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
             builder_type: entry.builder_type,
             config,
             provisioners: build_provisioners,
+            template_dir: template_dir.clone(),
         });
     }
     Ok(Template {

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "built from $SOURCE_OMI"
