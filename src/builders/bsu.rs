@@ -11,17 +11,17 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{communicator, network};
 use super::outscale::{OutscaleDestroyer, ownership_tags, read_image};
+use super::{communicator, network};
 use crate::graph::{
     BuildAction, BuildRunner, Deregister, Destroyer, Digest, Event, Recorder, Resource, address,
 };
+use crate::oapi::Secret;
 use crate::oapi::model::*;
 use crate::oapi::wait::{WaitPolicy, Waiters};
 use crate::oapi::{Client, Error};
-use crate::state::{Kind, Lookup, Status};
-use crate::oapi::Secret;
 use crate::provision;
+use crate::state::{Kind, Lookup, Status};
 use crate::template::{BsuConfig, Build, BuildVars, Provisioner, render_build_vars};
 
 /// A bsu build, resolved against the cloud (source OMI, account).
@@ -511,14 +511,18 @@ impl Bsu {
     /// The temporary keypair (C5): OUTSCALE generates it; its private key
     /// stays in memory, never in the state or the output.
     async fn make_keypair(&self, rec: &dyn Recorder) -> Result<(String, Secret), String> {
-        let name = self.config.temporary_key_pair_name.clone().unwrap_or_else(|| {
-            format!(
-                "osci_{}_{}_{}",
-                rec.lineage().chars().take(8).collect::<String>(),
-                self.name,
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            )
-        });
+        let name = self
+            .config
+            .temporary_key_pair_name
+            .clone()
+            .unwrap_or_else(|| {
+                format!(
+                    "osci_{}_{}_{}",
+                    rec.lineage().chars().take(8).collect::<String>(),
+                    self.name,
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                )
+            });
         let lookup = Lookup {
             name: Some(name.clone()),
             client_token: None,

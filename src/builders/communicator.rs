@@ -41,7 +41,10 @@ pub fn unsupported(config: &BsuConfig) -> Option<String> {
         return not_yet("ssh_local_tunnels/ssh_remote_tunnels", "forwarding ports");
     }
     if config.ssh_bastion_interactive {
-        return not_yet("ssh_bastion_interactive", "keyboard-interactive bastion login");
+        return not_yet(
+            "ssh_bastion_interactive",
+            "keyboard-interactive bastion login",
+        );
     }
     if config.ssh_bastion_host.is_some()
         && config.ssh_bastion_private_key_file.is_none()
@@ -161,8 +164,11 @@ pub fn settings(
         handshake_attempts: config
             .ssh_handshake_attempts
             .unwrap_or(DEFAULT_HANDSHAKE_ATTEMPTS),
-        keep_alive: Some(duration(&config.ssh_keep_alive_interval, DEFAULT_KEEP_ALIVE))
-            .filter(|d| !d.is_zero()),
+        keep_alive: Some(duration(
+            &config.ssh_keep_alive_interval,
+            DEFAULT_KEEP_ALIVE,
+        ))
+        .filter(|d| !d.is_zero()),
         pty: config.ssh_pty,
     })
 }
@@ -199,9 +205,7 @@ pub async fn provision(
     (ctx.output)("connected over SSH");
     let result = provision::run(provisioners, Some(&session), ctx).await;
     let cleared = match (&result, &settings.target.credential) {
-        (Ok(()), Credential::Key(key)) if clear => {
-            clear_key(&session, key).await
-        }
+        (Ok(()), Credential::Key(key)) if clear => clear_key(&session, key).await,
         _ => Ok(()),
     };
     session.close().await;

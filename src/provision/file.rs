@@ -45,7 +45,11 @@ impl File {
         match given.iter().filter(|g| **g).count() {
             0 => return config("give `source`, `sources` or `content`".into()),
             1 => {}
-            _ => return config("`source`, `sources` and `content` exclude each other: keep one".into()),
+            _ => {
+                return config(
+                    "`source`, `sources` and `content` exclude each other: keep one".into(),
+                );
+            }
         }
         match self.direction.as_deref() {
             None | Some("upload") => {}
@@ -55,7 +59,9 @@ impl File {
                 }
             }
             Some(other) => {
-                return config(format!("direction: `{other}` is not `upload` or `download`"));
+                return config(format!(
+                    "direction: `{other}` is not `upload` or `download`"
+                ));
             }
         }
         if self.sources.len() > 1 && !self.destination.ends_with('/') {
@@ -82,7 +88,12 @@ impl File {
         }
     }
 
-    pub async fn run(&self, session: &Session, ctx: &Context<'_>, at: &str) -> Result<(), ProvisionError> {
+    pub async fn run(
+        &self,
+        session: &Session,
+        ctx: &Context<'_>,
+        at: &str,
+    ) -> Result<(), ProvisionError> {
         let ssh = |source| ProvisionError::Ssh {
             at: at.to_string(),
             source,
@@ -136,7 +147,13 @@ impl File {
     }
 
     /// Downloads `source` (a folder if it ends with `/`) from the VM.
-    async fn fetch(&self, session: &Session, ctx: &Context<'_>, source: &str, at: &str) -> Result<(), ProvisionError> {
+    async fn fetch(
+        &self,
+        session: &Session,
+        ctx: &Context<'_>,
+        source: &str,
+        at: &str,
+    ) -> Result<(), ProvisionError> {
         let ssh = |source| ProvisionError::Ssh {
             at: at.to_string(),
             source,
@@ -187,7 +204,11 @@ fn read(path: &Path, at: &str) -> Result<(Vec<u8>, u32), ProvisionError> {
         message: format!("reading {}: {e}", path.display()),
     };
     let bytes = std::fs::read(path).map_err(failed)?;
-    let mode = std::fs::metadata(path).map_err(failed)?.permissions().mode() & 0o7777;
+    let mode = std::fs::metadata(path)
+        .map_err(failed)?
+        .permissions()
+        .mode()
+        & 0o7777;
     Ok((bytes, mode))
 }
 

@@ -95,13 +95,21 @@ fn options<T: DeserializeOwned>(config: Map<String, Value>, at: &str) -> Result<
     })
 }
 
-fn duration(config: &mut Map<String, Value>, key: &str, at: &str) -> Result<Option<Duration>, ProvisionError> {
+fn duration(
+    config: &mut Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> Result<Option<Duration>, ProvisionError> {
     match config.remove(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_go_duration(&s).map(Some).ok_or_else(|| ProvisionError::Config {
-            at: at.to_string(),
-            message: format!("{key}: `{s}` is not a duration such as \"30s\" or \"5m\""),
-        }),
+        Some(Value::String(s)) => {
+            parse_go_duration(&s)
+                .map(Some)
+                .ok_or_else(|| ProvisionError::Config {
+                    at: at.to_string(),
+                    message: format!("{key}: `{s}` is not a duration such as \"30s\" or \"5m\""),
+                })
+        }
         Some(other) => Err(ProvisionError::Config {
             at: at.to_string(),
             message: format!("{key}: expected a duration such as \"30s\", not {other}"),
@@ -134,7 +142,9 @@ fn check(p: &Provisioner) -> Result<Checked, ProvisionError> {
     let step = match p.kind.as_str() {
         "shell" => Step::Shell(shell::Shell::check(options(config, &at)?, &at)?),
         "file" => Step::File(file::File::check(options(config, &at)?, &at)?),
-        "shell-local" => Step::ShellLocal(shell_local::ShellLocal::check(options(config, &at)?, &at)?),
+        "shell-local" => {
+            Step::ShellLocal(shell_local::ShellLocal::check(options(config, &at)?, &at)?)
+        }
         other => {
             return Err(ProvisionError::Config {
                 at,
@@ -220,7 +230,8 @@ pub async fn run(
     ctx: &Context<'_>,
 ) -> Result<(), ProvisionError> {
     for p in provisioners {
-        let checked = check(p)?;
+        let p = with_build_data(p, ctx)?;
+        let checked = check(&p)?;
         let at = checked.at.clone();
         sleep(checked.common.pause_before, ctx).await?;
         let mut attempt = 0;
@@ -236,9 +247,15 @@ pub async fn run(
                 None => once.await,
             };
             match result {
-                Err(e) if attempt < checked.common.max_retries && !matches!(e, ProvisionError::Interrupted) => {
+                Err(e)
+                    if attempt < checked.common.max_retries
+                        && !matches!(e, ProvisionError::Interrupted) =>
+                {
                     attempt += 1;
-                    (ctx.output)(&format!("{at} failed ({e}); retrying ({attempt}/{})", checked.common.max_retries));
+                    (ctx.output)(&format!(
+                        "{at} failed ({e}); retrying ({attempt}/{})",
+                        checked.common.max_retries
+                    ));
                     sleep(Duration::from_secs(2), ctx).await?;
                 }
                 other => {
@@ -249,6 +266,42 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Renders the `{{ build `Key` }}` actions of a provisioner's options now
+/// that the build has a VM, leaving `execute_command` (rendered per script,
+/// with `.Vars` and `.Path`).
+fn with_build_data(p: &Provisioner, ctx: &Context<'_>) -> Result<Provisioner, ProvisionError> {
+    fn walk(value: &mut Value, ctx: &Context<'_>) -> Result<(), String> {
+        match value {
+            Value::String(s) => {
+                *s = crate::template::render_provisioner(s, &BTreeMap::new(), &ctx.build)?;
+            }
+            Value::Array(items) => {
+                for item in items {
+                    walk(item, ctx)?;
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map.iter_mut() {
+                    if key != "execute_command" {
+                        walk(item, ctx)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    let mut config = p.config.clone();
+    walk(&mut config, ctx).map_err(|message| ProvisionError::Config {
+        at: label(p.index, &p.kind),
+        message,
+    })?;
+    Ok(Provisioner {
+        config,
+        ..p.clone()
+    })
 }
 
 async fn run_step(
@@ -322,7 +375,10 @@ fn environment(
     env: &BTreeMap<String, String>,
 ) -> Vec<(String, String)> {
     let mut vars = vec![
-        ("PACKER_BUILDER_TYPE".to_string(), ctx.builder_type.to_string()),
+        (
+            "PACKER_BUILDER_TYPE".to_string(),
+            ctx.builder_type.to_string(),
+        ),
         ("PACKER_BUILD_NAME".to_string(), ctx.build_name.to_string()),
     ];
     for pair in environment_vars {
@@ -336,7 +392,10 @@ fn environment(
 
 /// `environment_vars` entries must be `KEY=VALUE`.
 fn check_environment_vars(vars: &[String], at: &str) -> Result<(), ProvisionError> {
-    match vars.iter().find(|v| v.split_once('=').is_none_or(|(k, _)| k.is_empty())) {
+    match vars
+        .iter()
+        .find(|v| v.split_once('=').is_none_or(|(k, _)| k.is_empty()))
+    {
         Some(bad) => Err(ProvisionError::Config {
             at: at.to_string(),
             message: format!("environment_vars: `{bad}` is not KEY=VALUE"),
@@ -395,7 +454,10 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("provisioners[0] (shell)") && e.contains("inlin"), "{e}");
+        assert!(
+            e.contains("provisioners[0] (shell)") && e.contains("inlin"),
+            "{e}"
+        );
         let e = inputs(&[p("ansible", serde_json::json!({}))], dir)
             .err()
             .unwrap()

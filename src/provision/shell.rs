@@ -60,7 +60,9 @@ impl Shell {
             1 => {}
             _ => return config("`inline`, `script` and `scripts` exclude each other: keep one"),
         }
-        if self.remote_path.is_some() && (self.remote_folder.is_some() || self.remote_file.is_some()) {
+        if self.remote_path.is_some()
+            && (self.remote_folder.is_some() || self.remote_file.is_some())
+        {
             return config("remote_path excludes remote_folder and remote_file");
         }
         super::check_environment_vars(&self.environment_vars, at)?;
@@ -126,7 +128,12 @@ impl Shell {
         }
     }
 
-    pub async fn run(&self, session: &Session, ctx: &Context<'_>, at: &str) -> Result<(), ProvisionError> {
+    pub async fn run(
+        &self,
+        session: &Session,
+        ctx: &Context<'_>,
+        at: &str,
+    ) -> Result<(), ProvisionError> {
         let ssh = |source| ProvisionError::Ssh {
             at: at.to_string(),
             source,
@@ -136,22 +143,32 @@ impl Shell {
         let mut fields = BTreeMap::from([("Vars".to_string(), vars_string(&vars, format))]);
         let env_file = if self.use_env_var_file {
             let folder = self.remote_folder.as_deref().unwrap_or("/tmp");
-            let path = format!("{}/varfile_{}.sh", folder.trim_end_matches('/'), rand::random::<u16>());
+            let path = format!(
+                "{}/varfile_{}.sh",
+                folder.trim_end_matches('/'),
+                rand::random::<u16>()
+            );
             let text: String = vars
                 .iter()
                 .map(|(k, v)| format!("export {k}={}\n", quote(v)))
                 .collect();
-            session.upload(&path, text.as_bytes(), 0o600).await.map_err(ssh)?;
+            session
+                .upload(&path, text.as_bytes(), 0o600)
+                .await
+                .map_err(ssh)?;
             fields.insert("EnvVarFile".into(), path.clone());
             Some(path)
         } else {
             None
         };
-        let template = self.execute_command.as_deref().unwrap_or(if self.use_env_var_file {
-            DEFAULT_EXECUTE_ENV_FILE
-        } else {
-            DEFAULT_EXECUTE
-        });
+        let template = self
+            .execute_command
+            .as_deref()
+            .unwrap_or(if self.use_env_var_file {
+                DEFAULT_EXECUTE_ENV_FILE
+            } else {
+                DEFAULT_EXECUTE
+            });
         for script in self.scripts(ctx, at)? {
             if (ctx.cancelled)() {
                 return Err(ProvisionError::Interrupted);
@@ -161,7 +178,9 @@ impl Shell {
             let mut bytes = script.bytes;
             if !self.binary {
                 // Scripts written on Windows run on Linux.
-                bytes = String::from_utf8_lossy(&bytes).replace("\r\n", "\n").into_bytes();
+                bytes = String::from_utf8_lossy(&bytes)
+                    .replace("\r\n", "\n")
+                    .into_bytes();
             }
             session.upload(&path, &bytes, 0o755).await.map_err(ssh)?;
             fields.insert("Path".into(), path.clone());
@@ -189,7 +208,10 @@ impl Shell {
                     });
                 }
                 Exit::Disconnected if self.expect_disconnect => {
-                    (ctx.output)(&format!("{} disconnected, as expect_disconnect allows", script.name));
+                    (ctx.output)(&format!(
+                        "{} disconnected, as expect_disconnect allows",
+                        script.name
+                    ));
                     continue;
                 }
                 Exit::Disconnected => {
@@ -212,9 +234,15 @@ impl Shell {
         if let Some(path) = env_file
             && !self.skip_clean
         {
-            let _ = session.exec(&format!("rm -f {}", quote(&path)), &[], &mut |_, _| {}).await;
+            let _ = session
+                .exec(&format!("rm -f {}", quote(&path)), &[], &mut |_, _| {})
+                .await;
         }
-        if let Some(pause) = self.pause_after.as_deref().and_then(crate::template::parse_go_duration) {
+        if let Some(pause) = self
+            .pause_after
+            .as_deref()
+            .and_then(crate::template::parse_go_duration)
+        {
             super::sleep(pause, ctx).await?;
         }
         Ok(())

@@ -50,7 +50,11 @@ impl ShellLocal {
         match given.iter().filter(|g| **g).count() {
             0 => return config("give `command`, `inline`, `script` or `scripts`"),
             1 => {}
-            _ => return config("`command`, `inline`, `script` and `scripts` exclude each other: keep one"),
+            _ => {
+                return config(
+                    "`command`, `inline`, `script` and `scripts` exclude each other: keep one",
+                );
+            }
         }
         if let Some(cmd) = &self.execute_command
             && cmd.is_empty()
@@ -81,49 +85,54 @@ impl ShellLocal {
             Some(c) => vec![c.clone()],
             None => self.inline.clone(),
         };
-        let mut scripts = Vec::new();
-        // Inline commands become a temporary script, as in Packer.
-        let _temp;
+        // Each script runs from an executable temporary copy (inline
+        // commands become one, as in Packer), so a script file need not be
+        // executable itself.
+        let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
         if !inline.is_empty() {
             let shebang = self.inline_shebang.as_deref().unwrap_or(DEFAULT_SHEBANG);
-            let suffix = self.tempfile_extension.as_deref().unwrap_or(".sh");
-            let file = tempfile::Builder::new()
-                .prefix("osci-shell-local-")
-                .suffix(suffix)
-                .tempfile()
-                .map_err(|e| failed(format!("writing the inline script: {e}")))?;
             let mut text = format!("#!{shebang}\n");
             for line in &inline {
                 text.push_str(line);
                 text.push('\n');
             }
-            std::fs::write(file.path(), text).map_err(|e| failed(format!("writing the inline script: {e}")))?;
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o700))
-                    .map_err(|e| failed(format!("writing the inline script: {e}")))?;
-            }
+            bodies.push(("inline script".to_string(), text.into_bytes()));
+        }
+        for s in self.local_files() {
+            let path = local_path(ctx.base_dir, &s);
+            let bytes = std::fs::read(&path)
+                .map_err(|e| failed(format!("reading {}: {e}", path.display())))?;
+            bodies.push((s, bytes));
+        }
+        let suffix = self.tempfile_extension.as_deref().unwrap_or(".sh");
+        let mut scripts = Vec::new();
+        for (name, bytes) in bodies {
+            let file = tempfile::Builder::new()
+                .prefix("osci-shell-local-")
+                .suffix(suffix)
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .tempfile()
+                .map_err(|e| failed(format!("copying {name}: {e}")))?;
+            std::fs::write(file.path(), bytes)
+                .map_err(|e| failed(format!("copying {name}: {e}")))?;
             // Closed before it runs: a file open for writing cannot be
             // executed ("Text file busy").
-            let path = file.into_temp_path();
-            scripts.push(("inline script".to_string(), path.to_path_buf()));
-            _temp = Some(path);
-        } else {
-            _temp = None;
-            for s in self.local_files() {
-                scripts.push((s.clone(), local_path(ctx.base_dir, &s)));
-            }
+            scripts.push((name, file.into_temp_path()));
         }
         let command = self.execute_command.clone().unwrap_or_else(|| {
-            vec!["/bin/sh".into(), "-c".into(), "{{.Vars}} {{.Script}}".into()]
+            vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "{{.Vars}} {{.Script}}".into(),
+            ]
         });
-        for (name, path) in scripts {
+        for (name, path) in &scripts {
             if (ctx.cancelled)() {
                 return Err(ProvisionError::Interrupted);
             }
             let fields = BTreeMap::from([
                 ("Vars".to_string(), vars_string(&vars, format)),
-                ("Script".to_string(), path.display().to_string()),
+                ("Script".to_string(), path.to_string_lossy().into_owned()),
                 ("Command".to_string(), inline.join("\n")),
             ]);
             let argv = command

@@ -305,7 +305,10 @@ impl Session {
             .await
             .map_err(|e| self.error(e))?;
         if !stdin.is_empty() {
-            channel.data_bytes(stdin.to_vec()).await.map_err(|e| self.error(e))?;
+            channel
+                .data_bytes(stdin.to_vec())
+                .await
+                .map_err(|e| self.error(e))?;
         }
         channel.eof().await.map_err(|e| self.error(e))?;
         let mut exit = Exit::Disconnected;

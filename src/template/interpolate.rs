@@ -384,14 +384,15 @@ impl Scope for ProvisionerScope<'_> {
     fn function(&self, name: &str, args: Vec<Val>) -> Result<Val, RenderError> {
         if name == "build" {
             return match args.as_slice() {
-                [Val::Str(key)] => self
-                    .build
-                    .get(key)
-                    .map(|v| Val::Str(v.clone()))
-                    .ok_or_else(|| RenderError::UnknownBuildVar {
-                        name: format!("build `{key}`"),
-                        suggestion: suggest(key, self.build.keys().map(String::as_str)),
-                    }),
+                [Val::Str(key)] => {
+                    self.build
+                        .get(key)
+                        .map(|v| Val::Str(v.clone()))
+                        .ok_or_else(|| RenderError::UnknownBuildVar {
+                            name: format!("build `{key}`"),
+                            suggestion: suggest(key, self.build.keys().map(String::as_str)),
+                        })
+                }
                 _ => Err(RenderError::UnknownBuildVar {
                     name: "build".into(),
                     suggestion: None,

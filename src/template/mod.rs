@@ -25,7 +25,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-pub use bsu::{BlockDevice, BsuConfig, parse_go_duration, NetFilter, OmiFilter, SecurityGroupFilter, SubnetFilter};
+pub use bsu::{
+    BlockDevice, BsuConfig, NetFilter, OmiFilter, SecurityGroupFilter, SubnetFilter,
+    parse_go_duration,
+};
 pub use error::TemplateError;
 pub use interpolate::{BuildVars, render_build_vars, render_provisioner};
 

@@ -1,0 +1,225 @@
+//! A user's working folder for black-box tests of the binary: a template
+//! against the in-process simulator (`sim://DIR`), `osci` run there, and
+//! readers of what the simulator holds.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use osci::oapi::Client;
+use osci::oapi::model::*;
+use serde_json::{Value, json};
+
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn sim_dir(&self) -> PathBuf {
+        self.path().join("sim")
+    }
+
+    /// Writes `t.json`: a bsu build against the in-process simulator, with
+    /// `changes` merged into the builder.
+    pub fn template(&self, changes: Value) -> PathBuf {
+        self.template_named("web", changes)
+    }
+
+    pub fn template_named(&self, name: &str, changes: Value) -> PathBuf {
+        self.template_with(name, changes, json!([]))
+    }
+
+    /// Writes `t.json` with these provisioners.
+    pub fn template_with(&self, name: &str, changes: Value, provisioners: Value) -> PathBuf {
+        let mut builder = json!({
+            "type": "outscale-bsu",
+            "name": name,
+            "custom_endpoint_oapi": format!("sim://{}", self.sim_dir().display()),
+            "vm_type": "tinav5.c2r4p2",
+            "source_omi_filter": {"filters": {"image-name": "Ubuntu-22.04-*"}, "owners": ["Outscale"], "most_recent": true},
+            "communicator": "none",
+            "omi_name": "golden-web",
+            "omi_description": "from {{ .SourceOMIName }}",
+            "tags": {"team": "platform", "source": "{{ .SourceOMI }}"},
+        });
+        merge(&mut builder, changes);
+        let path = self.path().join("t.json");
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(
+                &json!({"builders": [builder], "provisioners": provisioners}),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        path
+    }
+
+    pub fn osci(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_osci"));
+        c.current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("OSCI_SIM_LATENCY_SCALE", "0")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.osci().args(args).output().unwrap()
+    }
+
+    /// Runs osci with faults injected into its in-process simulator.
+    pub fn run_with_faults(&self, faults: &str, args: &[&str]) -> Output {
+        self.osci()
+            .env("OSCI_SIM_FAULTS", faults)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn addresses(&self) -> Vec<String> {
+        self.state()["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["address"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// A client of the simulator's default account (osci is not running).
+    pub fn client(&self) -> (std::sync::Arc<osci::sim::Sim>, Client) {
+        let sim = super::open(&self.sim_dir(), 0.0, osci::sim::Faults::none());
+        let client = super::client_for(&sim, None);
+        (sim, client)
+    }
+
+    pub fn state(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.path().join("state/t.json")).unwrap()).unwrap()
+    }
+}
+
+pub fn merge(base: &mut Value, changes: Value) {
+    if let (Value::Object(b), Value::Object(c)) = (base, changes) {
+        for (k, v) in c {
+            if v.is_null() {
+                b.remove(&k);
+            } else {
+                b.insert(k, v);
+            }
+        }
+    }
+}
+
+#[track_caller]
+pub fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {stderr}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+pub async fn own_images(client: &Client, account: &str) -> Vec<Image> {
+    client
+        .read_all(&ReadImagesRequest {
+            filters: Some(FiltersImage {
+                account_ids: Some(vec![account.to_string()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// A volume and a snapshot of it, made by hand: (volume id, snapshot id).
+pub async fn user_snapshot(client: &Client, size: i64) -> (String, String) {
+    let volume = client
+        .call(&CreateVolumeRequest {
+            subregion_name: "eu-west-2a".into(),
+            size: Some(size),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .volume;
+    let snapshot = client
+        .call(&CreateSnapshotRequest {
+            volume_id: Some(volume.volume_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .snapshot;
+    (volume.volume_id, snapshot.snapshot_id)
+}
+
+/// The snapshots `filters` select.
+pub async fn snapshots(client: &Client, filters: FiltersSnapshot) -> Vec<Snapshot> {
+    client
+        .read_all(&ReadSnapshotsRequest {
+            filters: Some(filters),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// Everything of the account that osci could have made and left.
+pub async fn leftovers(client: &Client, account: &str) -> Vec<String> {
+    let vms = all(client, ReadVmsRequest::default()).await;
+    let volumes = all(client, ReadVolumesRequest::default()).await;
+    let own_snapshots = FiltersSnapshot {
+        account_ids: Some(vec![account.to_string()]),
+        ..Default::default()
+    };
+    let keypairs = all(client, ReadKeypairsRequest::default()).await;
+    let groups = all(client, ReadSecurityGroupsRequest::default()).await;
+    let ips = all(client, ReadPublicIpsRequest::default()).await;
+    let mut left: Vec<String> = vms
+        .into_iter()
+        .filter(|v| v.state != "terminated")
+        .map(|v| v.vm_id)
+        .collect();
+    left.extend(volumes.into_iter().map(|v| v.volume_id));
+    left.extend(
+        own_images(client, account)
+            .await
+            .into_iter()
+            .map(|i| i.image_id),
+    );
+    left.extend(
+        snapshots(client, own_snapshots)
+            .await
+            .into_iter()
+            .map(|s| s.snapshot_id),
+    );
+    left.extend(keypairs.into_iter().map(|k| k.keypair_name));
+    left.extend(
+        groups
+            .into_iter()
+            .filter(|g| g.security_group_name != "default")
+            .map(|g| g.security_group_id),
+    );
+    left.extend(ips.into_iter().map(|p| p.public_ip_id));
+    left
+}
+
+/// Every page of a read.
+pub async fn all<O: osci::oapi::Paginated + Clone>(client: &Client, request: O) -> Vec<O::Item> {
+    client.read_all(&request).await.unwrap()
+}

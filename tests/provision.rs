@@ -1,0 +1,386 @@
+//! Provisioning for real: a build connects to its VM over SSH, runs the
+//! `shell`, `file` and `shell-local` provisioners, and the OMI carries what
+//! they did; a VM launched from it shows it. Tests that need simulated VMs
+//! to answer SSH (root: port 22 on loopback, chroot) say so and skip
+//! without it; CI runs as root.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::workspace::*;
+use osci::oapi::Client;
+use osci::oapi::model::*;
+use osci::provision::ssh::{self, Credential, Endpoint, Settings};
+use serde_json::{Value, json};
+
+fn privileged(test: &str) -> bool {
+    let ok = osci::sim::privileged();
+    if !ok {
+        eprintln!("skipped {test}: simulated VMs answer SSH only when the tests run as root");
+    }
+    ok
+}
+
+/// An SSH build: provisioners run over SSH as `outscale`.
+fn ssh_builder(changes: Value) -> Value {
+    let mut builder = json!({
+        "communicator": "ssh",
+        "ssh_username": "outscale",
+        "ssh_timeout": "30s",
+    });
+    if let (Value::Object(b), Value::Object(c)) = (&mut builder, changes) {
+        b.extend(c);
+    }
+    builder
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A keypair and a security group open on port 22 from loopback: what a
+/// user needs to log into a VM.
+async fn login_kit(client: &Client, name: &str) -> (String, Arc<russh::keys::PrivateKey>, String) {
+    let keypair = client
+        .call(&CreateKeypairRequest {
+            keypair_name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .keypair;
+    let pem = keypair.private_key.unwrap();
+    let key = russh::keys::decode_secret_key(pem.expose(), None).unwrap();
+    let group = client
+        .call(&CreateSecurityGroupRequest {
+            security_group_name: name.into(),
+            description: "ssh".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .security_group
+        .security_group_id;
+    client
+        .call(&CreateSecurityGroupRuleRequest {
+            security_group_id: group.clone(),
+            flow: "Inbound".into(),
+            ip_protocol: Some("tcp".into()),
+            from_port_range: Some(22),
+            to_port_range: Some(22),
+            ip_range: Some("127.0.0.0/8".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (name.to_string(), Arc::new(key), group)
+}
+
+/// Launches a VM from `image` and waits for it to run.
+async fn launch(client: &Client, image: &str, keypair: &str, group: &str) -> Vm {
+    let vm = client
+        .call(&CreateVmsRequest {
+            image_id: image.into(),
+            keypair_name: Some(keypair.into()),
+            security_group_ids: Some(vec![group.into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .vms
+        .remove(0);
+    for _ in 0..100 {
+        let current = client
+            .read_all(&ReadVmsRequest {
+                filters: Some(FiltersVm {
+                    vm_ids: Some(vec![vm.vm_id.clone()]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .remove(0);
+        if current.state == "running" {
+            return current;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{} never ran", vm.vm_id);
+}
+
+fn settings(host: &str, key: Arc<russh::keys::PrivateKey>) -> Settings {
+    Settings {
+        target: Endpoint {
+            host: host.into(),
+            port: 22,
+            username: "outscale".into(),
+            credential: Credential::Key(key),
+        },
+        bastion: None,
+        timeout: Duration::from_secs(10),
+        handshake_attempts: 1,
+        keep_alive: None,
+        pty: false,
+    }
+}
+
+const MOTD: &str = "Golden image, built by osci.\n\tTabs, 'quotes' and $dollars stay as written.\n";
+
+fn provisioners() -> Value {
+    json!([
+        {"type": "shell", "inline": ["printf '%s' \"$MOTD\" > /etc/motd"],
+         "environment_vars": [format!("MOTD={MOTD}")]},
+        {"type": "shell", "script": "scripts/setup.sh"},
+        {"type": "file", "source": "app", "destination": "/opt/"},
+        {"type": "shell-local", "inline": ["echo \"$SourceOMI $BuildRegion $PACKER_BUILD_NAME\" > local.txt"]},
+    ])
+}
+
+#[tokio::test]
+async fn provisioned_files_reach_a_vm_launched_from_the_omi() {
+    if !privileged("provisioned_files_reach_a_vm_launched_from_the_omi") {
+        return;
+    }
+    let w = Workspace::new();
+    write(&w.path().join("scripts/setup.sh"), b"#!/bin/sh\nset -e\necho setting up\nmkdir -p /var/lib/app\necho ready > /var/lib/app/state\n");
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("app.conf", b"name=web\nlevel=golden\n".to_vec()),
+        ("bin/run.sh", b"#!/bin/sh\necho run\n".to_vec()),
+        ("data/blob.bin", (0..=255u8).cycle().take(70_000).collect()),
+    ];
+    for (path, bytes) in &files {
+        write(&w.path().join("app").join(path), bytes);
+    }
+    w.template_with(
+        "web",
+        ssh_builder(json!({"force_deregister": true})),
+        provisioners(),
+    );
+    let stderr = ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    // Output is streamed, prefixed by the build's name.
+    assert!(stderr.contains("    web: setting up"), "{stderr}");
+    assert!(
+        stderr.contains("    web: uploading app => /opt/app/"),
+        "{stderr}"
+    );
+
+    let (sim, client) = w.client();
+    let account = sim.default_account().account_id;
+    let image = own_images(&client, &account).await.remove(0);
+    // shell-local saw the build variables.
+    let local = std::fs::read_to_string(w.path().join("local.txt")).unwrap();
+    let source = image.tags.iter().find(|t| t.key == "source").unwrap();
+    assert_eq!(local, format!("{} eu-west-2 web\n", source.value));
+    // Only the OMI and its snapshot are left.
+    let left = leftovers(&client, &account).await;
+    assert_eq!(left.len(), 2, "{left:?}");
+
+    let (keypair, key, group) = login_kit(&client, "check").await;
+    let vm = launch(&client, &image.image_id, &keypair, &group).await;
+    let session = ssh::connect(&settings(vm.public_ip.as_deref().unwrap(), key), &|| false)
+        .await
+        .unwrap();
+    assert_eq!(
+        session.download("/etc/motd").await.unwrap(),
+        MOTD.as_bytes()
+    );
+    assert_eq!(
+        session.download("/var/lib/app/state").await.unwrap(),
+        b"ready\n"
+    );
+    let mut listed = session.list_files("/opt/app").await.unwrap();
+    listed.sort();
+    assert_eq!(listed, ["app.conf", "bin/run.sh", "data/blob.bin"]);
+    for (path, bytes) in &files {
+        let remote = session.download(&format!("/opt/app/{path}")).await.unwrap();
+        assert!(remote == *bytes, "/opt/app/{path} differs");
+    }
+    // The build's temporary key is not the one that let us in, and the
+    // scripts were cleaned from /tmp.
+    let mut out = Vec::new();
+    let exit = session
+        .exec("ls /tmp | wc -l", &[], &mut |_, d| out.extend_from_slice(d))
+        .await
+        .unwrap();
+    assert_eq!(exit, ssh::Exit::Status(0));
+    assert_eq!(String::from_utf8_lossy(&out).trim(), "0");
+    session.close().await;
+    client
+        .call(&DeleteVmsRequest {
+            vm_ids: vec![vm.vm_id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let _ = client.read_all(&ReadVmsRequest::default()).await;
+    drop((sim, client));
+
+    // Nothing edited: no changes. An uploaded file or a script edited:
+    // the OMI is rebuilt.
+    let plan = |w: &Workspace| {
+        let out = w.run(&["plan", "t.json"]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let text = plan(&w);
+    assert!(text.contains("No changes."), "{text}");
+    write(&w.path().join("app/data/blob.bin"), b"other bytes");
+    let text = plan(&w);
+    assert!(text.contains("-/+ build.web.image"), "{text}");
+    write(&w.path().join("app/data/blob.bin"), &files[2].1);
+    assert!(plan(&w).contains("No changes."));
+    write(
+        &w.path().join("scripts/setup.sh"),
+        b"#!/bin/sh\necho changed\n",
+    );
+    let text = plan(&w);
+    assert!(text.contains("-/+ build.web.image"), "{text}");
+}
+
+#[tokio::test]
+async fn a_failing_provisioner_fails_the_apply_and_leaves_nothing() {
+    if !privileged("a_failing_provisioner_fails_the_apply_and_leaves_nothing") {
+        return;
+    }
+    let w = Workspace::new();
+    w.template_with(
+        "web",
+        ssh_builder(json!({})),
+        json!([{"type": "shell", "inline": ["echo about to fail >&2", "exit 7", "echo never"]}]),
+    );
+    let out = w.run(&["apply", "t.json", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("    web: about to fail"), "{stderr}");
+    assert!(!stderr.contains("never"), "{stderr}");
+    assert!(
+        stderr.contains("provisioners[0] (shell): inline script exited with status 7"),
+        "{stderr}"
+    );
+    let (sim, client) = w.client();
+    let left = leftovers(&client, &sim.default_account().account_id).await;
+    assert!(left.is_empty(), "{left:?}");
+    assert!(w.addresses().is_empty(), "{:?}", w.addresses());
+}
+
+#[tokio::test]
+async fn closed_port_22_times_out_and_a_wrong_key_is_refused() {
+    if !privileged("closed_port_22_times_out_and_a_wrong_key_is_refused") {
+        return;
+    }
+    let w = Workspace::new();
+    let (sim, client) = w.client();
+    let account = sim.default_account().account_id;
+    let closed = client
+        .call(&CreateSecurityGroupRequest {
+            security_group_name: "closed".into(),
+            description: "no ssh".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .security_group
+        .security_group_id;
+    let (keypair, _, open) = login_kit(&client, "mine").await;
+    let other = client
+        .call(&CreateKeypairRequest {
+            keypair_name: "other".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .keypair;
+    write(
+        &w.path().join("other.pem"),
+        other.private_key.unwrap().expose().as_bytes(),
+    );
+    let before = leftovers(&client, &account).await;
+    drop((sim, client));
+
+    let shell = json!([{"type": "shell", "inline": ["true"]}]);
+    w.template_with(
+        "web",
+        ssh_builder(json!({"security_group_ids": [closed], "ssh_timeout": "3s"})),
+        shell.clone(),
+    );
+    let started = std::time::Instant::now();
+    let out = w.run(&["apply", "t.json", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no SSH answer from outscale@")
+            && stderr.contains("within 3s (ssh_timeout)"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(3));
+
+    // The VM trusts `mine`; osci offers the key of `other`.
+    w.template_with(
+        "web",
+        ssh_builder(json!({
+            "security_group_ids": [open],
+            "ssh_keypair_name": keypair,
+            "ssh_private_key_file": "other.pem",
+            "ssh_handshake_attempts": 2,
+        })),
+        shell,
+    );
+    let out = w.run(&["apply", "t.json", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused the credential 2 times (ssh_handshake_attempts)"),
+        "{stderr}"
+    );
+    let (sim, client) = w.client();
+    let after = leftovers(&client, &sim.default_account().account_id).await;
+    assert_eq!(after, before);
+}
+
+#[test]
+fn shell_local_sees_the_build_variables() {
+    let w = Workspace::new();
+    write(
+        &w.path().join("check.sh"),
+        b"#!/bin/sh\necho \"from $SourceOMI in $BuildRegion by $PACKER_BUILDER_TYPE\"\n",
+    );
+    w.template_with(
+        "web",
+        json!({}),
+        json!([
+            {"type": "shell-local", "script": "check.sh"},
+            {"type": "shell-local", "command": "echo vm {{ build `ID` }} > id.txt"},
+        ]),
+    );
+    let stderr = ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("    web: from "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let source = line.split_whitespace().nth(2).unwrap();
+    assert!(source.starts_with("ami-"), "{line}");
+    assert!(line.ends_with(" in eu-west-2 by outscale-bsu"), "{line}");
+    let id = std::fs::read_to_string(w.path().join("id.txt")).unwrap();
+    assert!(id.starts_with("vm i-"), "{id}");
+    // A VM provisioner with communicator "none" is refused at plan time.
+    w.template_with(
+        "web",
+        json!({}),
+        json!([{"type": "shell", "inline": ["true"]}]),
+    );
+    let out = w.run(&["plan", "t.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("provisioners[0] (shell) runs on the VM"),
+        "{stderr}"
+    );
+}
