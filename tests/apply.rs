@@ -471,27 +471,8 @@ fn golden(name: &str, actual: &str) {
 }
 
 /// osci in `w`, with the keys of the simulator process `sim`.
-fn osci_for(w: &Workspace, sim: &common::SimProcess) -> Command {
-    let mut c = w.osci();
-    c.env("OSC_ACCESS_KEY", &sim.access_key)
-        .env("OSC_SECRET_KEY", &sim.secret_key)
-        .env("OSCI_RATE_LIMIT", "0");
-    c
-}
 
 /// A client of the simulator process's default account.
-fn sim_client(sim: &common::SimProcess) -> Client {
-    common::http_client(
-        std::collections::HashMap::from([
-            ("OSC_ENDPOINT_API", sim.endpoint.clone()),
-            ("OSC_ACCESS_KEY", sim.access_key.clone()),
-            ("OSC_SECRET_KEY", sim.secret_key.clone()),
-        ]),
-        None,
-        10,
-    )
-    .unwrap()
-}
 
 /// Polls the simulator's call counts until `moment` says osci got there;
 /// fails if `child` ends first or a minute passes.

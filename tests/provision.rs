@@ -158,7 +158,7 @@ async fn provisioned_files_reach_a_vm_launched_from_the_omi() {
     }
     w.template_with(
         "web",
-        ssh_builder(json!({"force_deregister": true})),
+        ssh_builder(json!({"force_deregister": true, "ssh_clear_authorized_keys": true})),
         provisioners(),
     );
     let stderr = ok(&w.run(&["apply", "t.json", "--auto-approve"]));
@@ -200,8 +200,13 @@ async fn provisioned_files_reach_a_vm_launched_from_the_omi() {
         let remote = session.download(&format!("/opt/app/{path}")).await.unwrap();
         assert!(remote == *bytes, "/opt/app/{path} differs");
     }
-    // The build's temporary key is not the one that let us in, and the
-    // scripts were cleaned from /tmp.
+    // The image trusts only the key its VM was launched with: the build's
+    // temporary key was cleared. The scripts were cleaned from /tmp.
+    let trusted = session
+        .download("/root/.ssh/authorized_keys")
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&trusted).lines().count(), 1);
     let mut out = Vec::new();
     let exit = session
         .exec("ls /tmp | wc -l", &[], &mut |_, d| out.extend_from_slice(d))
@@ -370,6 +375,21 @@ fn shell_local_sees_the_build_variables() {
     assert!(line.ends_with(" in eu-west-2 by outscale-bsu"), "{line}");
     let id = std::fs::read_to_string(w.path().join("id.txt")).unwrap();
     assert!(id.starts_with("vm i-"), "{id}");
+    // With --json, output lines are events.
+    ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
+    let out = w.run(&["apply", "t.json", "--auto-approve", "--json"]);
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        events.iter().any(|e| e["type"] == "output"
+            && e["build"] == "web"
+            && e["line"]
+                .as_str()
+                .is_some_and(|l| l.ends_with(" in eu-west-2 by outscale-bsu"))),
+        "{events:?}"
+    );
     // A VM provisioner with communicator "none" is refused at plan time.
     w.template_with(
         "web",
@@ -383,4 +403,81 @@ fn shell_local_sees_the_build_variables() {
         stderr.contains("provisioners[0] (shell) runs on the VM"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn a_bastion_leads_to_the_build_vm() {
+    if !privileged("a_bastion_leads_to_the_build_vm") {
+        return;
+    }
+    let sim = common::SimProcess::start(&[]);
+    let client = sim_client(&sim);
+    let w = Workspace::new();
+    let (keypair, _, group) = login_kit(&client, "jump").await;
+    let pem = client
+        .call(&CreateKeypairRequest {
+            keypair_name: "jump-key-file".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .keypair;
+    let _ = keypair;
+    let catalogue = client
+        .read_all(&ReadImagesRequest {
+            filters: Some(FiltersImage {
+                account_aliases: Some(vec!["Outscale".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let bastion = launch(&client, &catalogue.image_id, "jump-key-file", &group).await;
+    write(
+        &w.path().join("jump.pem"),
+        pem.private_key.unwrap().expose().as_bytes(),
+    );
+    w.template_with(
+        "web",
+        ssh_builder(json!({
+            "custom_endpoint_oapi": sim.endpoint,
+            "ssh_bastion_host": bastion.public_ip,
+            "ssh_bastion_username": "outscale",
+            "ssh_bastion_private_key_file": "jump.pem",
+            "ssh_timeout": "5s",
+        })),
+        json!([{"type": "shell", "inline": ["echo through the bastion"]}]),
+    );
+    // The bastion stopped: the build cannot reach its VM.
+    client
+        .call(&StopVmsRequest {
+            vm_ids: vec![bastion.vm_id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let _ = client.read_all(&ReadVmsRequest::default()).await;
+    let out = osci_for(&w, &sim)
+        .args(["apply", "t.json", "--auto-approve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bastion"), "{stderr}");
+    // Running again, it leads there.
+    client
+        .call(&StartVmsRequest {
+            vm_ids: vec![bastion.vm_id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let _ = client.read_all(&ReadVmsRequest::default()).await;
+    let stderr = ok(&osci_for(&w, &sim)
+        .args(["apply", "t.json", "--auto-approve"])
+        .output()
+        .unwrap());
+    assert!(stderr.contains("    web: through the bastion"), "{stderr}");
 }

@@ -200,6 +200,40 @@ impl russh::server::Handler for Connection {
         Ok(())
     }
 
+    /// Port forwarding, what a VM used as a bastion does: the connection
+    /// leaves from this machine, like any VM's outgoing traffic.
+    #[allow(clippy::too_many_arguments)]
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _originator: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Ok(port) = u16::try_from(port) else {
+            reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+            return Ok(());
+        };
+        match tokio::net::TcpStream::connect((host, port)).await {
+            Ok(mut tcp) => {
+                reply.accept().await;
+                let mut powered = self.machine.powered.clone();
+                tokio::spawn(async move {
+                    let mut stream = channel.into_stream();
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp) => {}
+                        _ = off(&mut powered) => {}
+                    }
+                });
+            }
+            Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
+        }
+        Ok(())
+    }
+
     async fn env_request(
         &mut self,
         channel: ChannelId,

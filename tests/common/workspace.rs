@@ -223,3 +223,26 @@ pub async fn leftovers(client: &Client, account: &str) -> Vec<String> {
 pub async fn all<O: osci::oapi::Paginated + Clone>(client: &Client, request: O) -> Vec<O::Item> {
     client.read_all(&request).await.unwrap()
 }
+
+/// osci run in `w` against an `osci sim serve`, with its keys.
+pub fn osci_for(w: &Workspace, sim: &super::SimProcess) -> Command {
+    let mut c = w.osci();
+    c.env("OSC_ACCESS_KEY", &sim.access_key)
+        .env("OSC_SECRET_KEY", &sim.secret_key)
+        .env("OSCI_RATE_LIMIT", "0");
+    c
+}
+
+/// A client of an `osci sim serve`'s default account, over HTTP.
+pub fn sim_client(sim: &super::SimProcess) -> Client {
+    super::http_client(
+        std::collections::HashMap::from([
+            ("OSC_ENDPOINT_API", sim.endpoint.clone()),
+            ("OSC_ACCESS_KEY", sim.access_key.clone()),
+            ("OSC_SECRET_KEY", sim.secret_key.clone()),
+        ]),
+        None,
+        10,
+    )
+    .unwrap()
+}
