@@ -470,10 +470,6 @@ fn golden(name: &str, actual: &str) {
     assert_eq!(actual, expected, "differs from {}", path.display());
 }
 
-/// osci in `w`, with the keys of the simulator process `sim`.
-
-/// A client of the simulator process's default account.
-
 /// Polls the simulator's call counts until `moment` says osci got there;
 /// fails if `child` ends first or a minute passes.
 async fn wait_for_moment(
