@@ -1585,3 +1585,119 @@ async fn vm_quota_and_launching_a_shared_image() {
         "the other account's VM is its own"
     );
 }
+
+/// Volumes and snapshots are disk images whose bytes flow by copy: a
+/// volume from a catalogue snapshot holds its partitioned ext4 root, grown
+/// to the size asked; a snapshot of it holds the same bytes; deleting them
+/// removes their disks.
+#[tokio::test]
+async fn disks_copy_grow_and_go() {
+    let sim = in_process();
+    let c = &sim.client;
+    let image = catalogue_image(c).await;
+    let snapshot = image.snapshot_ids().remove(0);
+    // A VM that does not boot: its root volume is the catalogue snapshot's
+    // bytes, grown, untouched by a running system.
+    let vm = c
+        .call(&CreateVmsRequest {
+            image_id: image.image_id.clone(),
+            boot_on_creation: Some(false),
+            block_device_mappings: Some(vec![BlockDeviceMappingVmCreation {
+                device_name: Some("/dev/sda1".into()),
+                bsu: Some(BsuToCreate {
+                    volume_size: Some(20),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .vms
+        .remove(0);
+    let volume = c
+        .read_all(&ReadVolumesRequest {
+            filters: Some(FiltersVolume {
+                link_volume_vm_ids: Some(vec![vm.vm_id.clone()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let disk = |id: &str| sim.dir.path().join("disks").join(format!("{id}.img"));
+    // The head of a disk: the partition table and the filesystem's start.
+    let head = |id: &str| {
+        use std::io::Read;
+        let mut bytes = vec![0; 32 << 20];
+        std::fs::File::open(disk(id))
+            .unwrap()
+            .read_exact(&mut bytes)
+            .unwrap();
+        bytes
+    };
+    let source = head(&snapshot);
+    assert_eq!(std::fs::metadata(disk(&snapshot)).unwrap().len(), 10 << 30);
+    assert_eq!(&source[510..512], &[0x55, 0xAA], "an MBR");
+    let grown = std::fs::metadata(disk(&volume.volume_id)).unwrap();
+    assert_eq!(grown.len(), 20 << 30);
+    // Sparse: a 20 GiB disk holding a few megabytes costs a few megabytes.
+    assert!(
+        std::os::unix::fs::MetadataExt::blocks(&grown) * 512 < 256 << 20,
+        "{grown:?}"
+    );
+    assert!(head(&volume.volume_id) == source);
+    // The ext4 root of partition 1 holds the userland.
+    let shell = std::process::Command::new(tool("debugfs"))
+        .args(["-R", "stat /usr/bin/sh"])
+        .arg(format!(
+            "{}?offset=1048576",
+            disk(&volume.volume_id).display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&shell.stdout).contains("Type: regular"),
+        "{}",
+        String::from_utf8_lossy(&shell.stderr)
+    );
+    let copy = c
+        .call(&CreateSnapshotRequest {
+            volume_id: Some(volume.volume_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .snapshot;
+    let copied = std::fs::metadata(disk(&copy.snapshot_id)).unwrap();
+    assert_eq!(copied.len(), 20 << 30);
+    assert!(
+        head(&copy.snapshot_id) == source,
+        "the snapshot holds the volume's bytes"
+    );
+    c.call(&DeleteSnapshotRequest {
+        snapshot_id: copy.snapshot_id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.call(&DeleteVmsRequest {
+        vm_ids: vec![vm.vm_id.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.read_all(&ReadVmsRequest::default()).await.unwrap();
+    assert!(!disk(&copy.snapshot_id).exists());
+    assert!(!disk(&volume.volume_id).exists());
+}
+
+fn tool(name: &str) -> std::path::PathBuf {
+    ["/usr/sbin", "/sbin", "/usr/bin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| name.into())
+}

@@ -41,6 +41,17 @@ fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> String {
     format!("{what} {}: {e}", path.display())
 }
 
+/// A system program: on PATH, or in the sbin folders a non-login root
+/// shell may leave off it (`mkfs.ext4`, `debugfs`, `chroot`, `mknod`).
+pub fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 /// Runs a tool, answering its error output when it fails.
 fn run(command: &mut Command) -> Result<(), String> {
     let program = command.get_program().to_string_lossy().into_owned();
@@ -90,7 +101,7 @@ impl Disks {
         self.ensure_dir()?;
         let (src, dst) = (self.path(from), self.path(to));
         let partial = dst.with_extension("partial");
-        run(Command::new("cp")
+        run(Command::new(tool("cp"))
             .args(["--sparse=always", "--reflink=auto"])
             .arg(&src)
             .arg(&partial))?;
@@ -163,7 +174,7 @@ impl Disks {
     pub fn extract(&self, id: &str, partition: Partition, dir: &Path) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| io_error("creating", dir, e))?;
         let device = format!("{}?offset={}", self.path(id).display(), partition.offset);
-        run(Command::new("debugfs")
+        run(Command::new(tool("debugfs"))
             .arg("-R")
             .arg(format!("rdump / {}", dir.display()))
             .arg(device))
@@ -217,7 +228,7 @@ fn read_mbr(path: &Path) -> Result<Option<Partition>, String> {
 /// Makes an ext4 filesystem filling `partition`, with the contents of
 /// `dir`. The journal is small: these disks hold a few megabytes.
 fn make_filesystem(path: &Path, partition: Partition, dir: &Path) -> Result<(), String> {
-    run(Command::new("mkfs.ext4")
+    run(Command::new(tool("mkfs.ext4"))
         .args(["-q", "-F", "-J", "size=4", "-L", "root", "-E"])
         .arg(format!("offset={}", partition.offset))
         .arg("-d")

@@ -407,7 +407,7 @@ fn make_devices(tree: &Path) {
         if node.exists() {
             continue;
         }
-        let _ = std::process::Command::new("mknod")
+        let _ = std::process::Command::new(super::disk::tool("mknod"))
             .args(["-m", "666"])
             .arg(&node)
             .args(["c", "1", minor])

@@ -316,7 +316,7 @@ async fn run(
         Some(_) => "cd \"$HOME\" 2>/dev/null; exec /bin/sh -c \"$1\"",
         None => "cd \"$HOME\" 2>/dev/null; exec /bin/sh -i",
     };
-    let mut child = match tokio::process::Command::new("chroot")
+    let mut child = match tokio::process::Command::new(super::disk::tool("chroot"))
         .arg(&machine.root)
         .args(["/bin/sh", "-c", script, "sh"])
         .args(command.as_deref())

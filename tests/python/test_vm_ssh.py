@@ -3,6 +3,7 @@ only API client and the system OpenSSH client, create a keypair, launch a VM,
 log in, run commands, and see the disk carry what was written into an image
 and a VM launched from it."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -10,7 +11,13 @@ import uuid
 
 import pytest
 
-from osci_testlib import wait_image_state, wait_vm_state
+from osci_testlib import REPO_ROOT, wait_image_state, wait_vm_state
+
+_spec = importlib.util.spec_from_file_location(
+    "launch_vm", os.path.join(REPO_ROOT, "examples", "launch-vm.py")
+)
+launch_vm = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(launch_vm)
 
 pytestmark = [
     pytest.mark.skipif(
@@ -95,13 +102,13 @@ def test_keypair_launch_ssh_and_image_carries_files(gw, tmp_path):
     assert "Permission denied" in refused.stderr, refused.stderr
 
     # The image of the stopped VM carries the file; a VM launched from it
-    # shows it.
+    # (by the README's examples/launch-vm.py) shows it.
     gw.StopVms(VmIds=[vm["VmId"]])
     wait_vm_state(gw, vm["VmId"], "stopped")
     image = gw.CreateImage(VmId=vm["VmId"], ImageName=f"ssh-{run}")["Image"]
     wait_image_state(gw, image["ImageId"])
-    second = _launch(gw, image["ImageId"], f"other-{run}", group)
-    out = _ssh(other_key, second["PublicIp"], "cat /etc/motd")
+    second, second_key = launch_vm.launch(gw, f"ssh-{run}", str(tmp_path))
+    out = _ssh(second_key, second["PublicIp"], "cat /etc/motd")
     assert out.returncode == 0, out.stderr
     assert out.stdout == "built by sdk\n"
 
