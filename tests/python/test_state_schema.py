@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -34,6 +35,8 @@ def test_states_written_by_apply_and_destroy_match_the_schema(sim_bin, tmp_path,
         template = json.load(f)
     template["builders"][0]["associate_public_ip_address"] = True
     (tmp_path / "t.json").write_text(json.dumps(template))
+    # The quickstart's file provisioner uploads files/ beside the template.
+    shutil.copytree(os.path.join(REPO_ROOT, "examples", "files"), tmp_path / "files")
 
     applied = osci(sim_bin, tmp_path, "apply", "--auto-approve", "t.json")
     assert applied.returncode == 0, applied.stderr
