@@ -137,6 +137,8 @@ fn provisioners() -> Value {
          "environment_vars": [format!("MOTD={MOTD}")]},
         {"type": "shell", "script": "scripts/setup.sh"},
         {"type": "file", "source": "app", "destination": "/opt/"},
+        {"type": "file", "direction": "download", "source": "/etc/os-release", "destination": "downloads/"},
+        {"type": "file", "direction": "download", "source": "/opt/app/", "destination": "fetched"},
         {"type": "shell-local", "inline": ["echo \"$SourceOMI $BuildRegion $PACKER_BUILD_NAME\" > local.txt"]},
     ])
 }
@@ -176,6 +178,12 @@ async fn provisioned_files_reach_a_vm_launched_from_the_omi() {
     let local = std::fs::read_to_string(w.path().join("local.txt")).unwrap();
     let source = image.tags.iter().find(|t| t.key == "source").unwrap();
     assert_eq!(local, format!("{} eu-west-2 web\n", source.value));
+    // Downloads: a file into a folder, a folder's files.
+    let os_release = std::fs::read_to_string(w.path().join("downloads/os-release")).unwrap();
+    assert!(os_release.contains("Ubuntu-22.04"), "{os_release}");
+    for (path, bytes) in &files {
+        assert!(std::fs::read(w.path().join("fetched").join(path)).unwrap() == *bytes);
+    }
     // Only the OMI and its snapshot are left.
     let left = leftovers(&client, &account).await;
     assert_eq!(left.len(), 2, "{left:?}");
@@ -480,4 +488,78 @@ async fn a_bastion_leads_to_the_build_vm() {
         .output()
         .unwrap());
     assert!(stderr.contains("    web: through the bastion"), "{stderr}");
+}
+
+#[tokio::test]
+async fn ssh_agent_auth_logs_in_with_the_agents_key() {
+    if !privileged("ssh_agent_auth_logs_in_with_the_agents_key") {
+        return;
+    }
+    let has = |tool: &str| std::process::Command::new(tool).arg("-h").output().is_ok();
+    if !has("ssh-agent") || !has("ssh-add") {
+        eprintln!(
+            "skipped ssh_agent_auth_logs_in_with_the_agents_key: ssh-agent/ssh-add (openssh-client) not installed"
+        );
+        return;
+    }
+    let w = Workspace::new();
+    let (sim, client) = w.client();
+    let (keypair, key, group) = login_kit(&client, "agent").await;
+    drop((sim, client));
+    let pem = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .unwrap();
+    let key_file = w.path().join("agent.pem");
+    write(&key_file, pem.as_bytes());
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let socket = w.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..50 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let added = std::process::Command::new("ssh-add")
+        .arg(&key_file)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    std::fs::remove_file(&key_file).unwrap();
+
+    w.template_with(
+        "web",
+        ssh_builder(json!({
+            "ssh_agent_auth": true,
+            "ssh_keypair_name": keypair,
+            "security_group_ids": [group],
+            "ssh_pty": true,
+        })),
+        json!([{"type": "shell", "inline": ["echo signed by the agent"]}]),
+    );
+    let out = w
+        .osci()
+        .env("SSH_AUTH_SOCK", &socket)
+        .args(["apply", "t.json", "--auto-approve"])
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let stderr = ok(&out);
+    assert!(stderr.contains("    web: signed by the agent"), "{stderr}");
 }

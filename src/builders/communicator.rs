@@ -28,9 +28,6 @@ pub fn unsupported(config: &BsuConfig) -> Option<String> {
     if config.communicator != "ssh" {
         return None;
     }
-    if config.ssh_agent_auth || config.ssh_bastion_agent_auth {
-        return not_yet("ssh_agent_auth", "authenticating through an SSH agent");
-    }
     if config.ssh_certificate_file.is_some() || config.ssh_bastion_certificate_file.is_some() {
         return not_yet("ssh_certificate_file", "SSH certificate authentication");
     }
@@ -49,9 +46,12 @@ pub fn unsupported(config: &BsuConfig) -> Option<String> {
     if config.ssh_bastion_host.is_some()
         && config.ssh_bastion_private_key_file.is_none()
         && config.ssh_bastion_password.is_none()
+        && !config.ssh_bastion_agent_auth
     {
         return Some(
-            "ssh_bastion_host: give ssh_bastion_private_key_file or ssh_bastion_password".into(),
+            "ssh_bastion_host: give ssh_bastion_private_key_file, ssh_bastion_password or \
+             ssh_bastion_agent_auth"
+                .into(),
         );
     }
     None
@@ -105,8 +105,11 @@ fn read_key(path: &std::path::Path, key: &str) -> Result<Credential, String> {
 }
 
 /// The target's credential: the temporary key, else the key file, else
-/// the password.
+/// the password, else the SSH agent.
 fn credential(config: &BsuConfig, temporary: Option<&Secret>) -> Result<Credential, String> {
+    if config.ssh_agent_auth && config.ssh_private_key_file.is_none() {
+        return Ok(Credential::Agent);
+    }
     if let Some(pem) = temporary {
         let key = russh::keys::decode_secret_key(pem.expose(), None)
             .map_err(|e| format!("the temporary keypair's private key is unusable: {e}"))?;
@@ -147,6 +150,7 @@ pub fn settings(
             ) {
                 (Some(path), _) => read_key(path, "ssh_bastion_private_key_file")?,
                 (None, Some(password)) => Credential::Password(password.clone()),
+                (None, None) if config.ssh_bastion_agent_auth => Credential::Agent,
                 (None, None) => return Err("ssh_bastion_host: no credential".into()),
             },
         }),

@@ -20,6 +20,8 @@ pub enum Credential {
     /// offers them).
     Key(Arc<PrivateKey>),
     Password(Secret),
+    /// Each key of the SSH agent at `SSH_AUTH_SOCK`, in turn.
+    Agent,
 }
 
 /// One SSH server and the user to log in as.
@@ -259,6 +261,7 @@ async fn login(handle: &mut Handle<Client>, endpoint: &Endpoint) -> Result<(), F
                 .authenticate_password(user, password.expose().to_string())
                 .await
         }
+        Credential::Agent => return login_with_agent(handle, user).await,
     }
     .map_err(unreachable_or_handshake)?;
     if result.success() {
@@ -266,6 +269,34 @@ async fn login(handle: &mut Handle<Client>, endpoint: &Endpoint) -> Result<(), F
     } else {
         Err(Failure::Refused)
     }
+}
+
+async fn login_with_agent(handle: &mut Handle<Client>, user: String) -> Result<(), Failure> {
+    use russh::keys::agent::AgentIdentity;
+    let agent_error =
+        |e: russh::keys::Error| Failure::Handshake(format!("the SSH agent (SSH_AUTH_SOCK): {e}"));
+    let mut agent = russh::keys::agent::client::AgentClient::connect_env()
+        .await
+        .map_err(agent_error)?;
+    let identities = agent.request_identities().await.map_err(agent_error)?;
+    let hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .map_err(|e| Failure::Handshake(e.to_string()))?
+        .flatten();
+    for identity in identities {
+        let AgentIdentity::PublicKey { key, .. } = identity else {
+            continue;
+        };
+        let result = handle
+            .authenticate_publickey_with(user.clone(), key, hash, &mut agent)
+            .await
+            .map_err(|e| Failure::Handshake(format!("signing with the SSH agent: {e}")))?;
+        if result.success() {
+            return Ok(());
+        }
+    }
+    Err(Failure::Refused)
 }
 
 /// `'text'` for a POSIX shell.
