@@ -637,8 +637,19 @@ async fn vm_life_cycle_volumes_and_security_groups() {
         .await
         .unwrap()
         .unwrap();
-    assert!(running.public_ip.as_deref().unwrap().starts_with("127.2."));
-    assert!(running.private_ip.as_deref().unwrap().starts_with("127.1."));
+    let octets = |ip: Option<&str>| -> [u8; 4] {
+        ip.unwrap().parse::<std::net::Ipv4Addr>().unwrap().octets()
+    };
+    let public = octets(running.public_ip.as_deref());
+    let private = octets(running.private_ip.as_deref());
+    assert!(
+        public[0] == 127 && (100..=199).contains(&public[1]),
+        "{public:?}"
+    );
+    assert!(
+        private[0] == 127 && (1..=99).contains(&private[1]),
+        "{private:?}"
+    );
     let root = &running.block_device_mappings[0];
     assert_eq!(root.device_name, "/dev/sda1");
     let root_volume = root.bsu.volume_id.clone();

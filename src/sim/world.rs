@@ -259,14 +259,19 @@ impl World {
             .collect()
     }
 
-    /// A loopback address for a VM's private side (127.1.0.0/16) or a public
-    /// IP (127.2.0.0/16), so that a VM's services can listen on its own
-    /// addresses on this machine. Random, so that simulators running side
-    /// by side (parallel tests) rarely pick the same one.
+    /// A loopback address for a VM's private side (127.1.0.0 to
+    /// 127.99.255.255) or a public IP (127.100.0.0 to 127.199.255.255), so
+    /// that a VM's services can listen on its own addresses on this machine.
+    /// Random in a wide range, so that simulators running side by side
+    /// (parallel tests) almost never pick the same one.
     pub fn allocate_ip(&mut self, public: bool) -> String {
-        let second = if public { 2 } else { 1 };
         let mut rng = rand::thread_rng();
         loop {
+            let second = if public {
+                rng.gen_range(100..=199)
+            } else {
+                rng.gen_range(1..=99)
+            };
             let ip = Ipv4Addr::new(127, second, rng.gen_range(0..=255), rng.gen_range(2..=254))
                 .to_string();
             let used = self.vms.values().any(|r| {
