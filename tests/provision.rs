@@ -398,6 +398,25 @@ fn shell_local_sees_the_build_variables() {
                 .is_some_and(|l| l.ends_with(" in eu-west-2 by outscale-bsu"))),
         "{events:?}"
     );
+    // Sensitive variables are masked in what provisioners print.
+    ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
+    let mut template: Value =
+        serde_json::from_slice(&std::fs::read(w.path().join("t.json")).unwrap()).unwrap();
+    template["variables"] = json!({"token": "s3cr3t-t0ken"});
+    template["sensitive-variables"] = json!(["token"]);
+    template["provisioners"] = json!([
+        {"type": "shell-local", "command": "echo token={{user `token`}}; echo $TOKEN", "env": {"TOKEN": "{{user `token`}}"}}
+    ]);
+    write(&w.path().join("t.json"), template.to_string().as_bytes());
+    let out = w.run(&["apply", "t.json", "--auto-approve", "--json"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("s3cr3t-t0ken"), "{text}");
+    assert!(text.contains("token=<sensitive>"), "{text}");
     // A VM provisioner with communicator "none" is refused at plan time.
     w.template_with(
         "web",

@@ -37,6 +37,8 @@ pub struct Bsu {
     vars: BuildVars,
     provisioners: Vec<Provisioner>,
     template_dir: std::path::PathBuf,
+    /// Values never shown: sensitive variables and passwords.
+    sensitive: Vec<Secret>,
     /// Set by the plan: the OMIs force_deregister removes.
     pub deregister: Vec<Deregister>,
 }
@@ -168,6 +170,13 @@ impl Bsu {
                 .collect(),
         };
         let digest = digest(build, &source, &region, &inputs);
+        let sensitive = build
+            .sensitive_values
+            .iter()
+            .chain(&config.ssh_password)
+            .chain(&config.ssh_bastion_password)
+            .cloned()
+            .collect();
         let bsu = Bsu {
             name,
             config,
@@ -180,6 +189,7 @@ impl Bsu {
             vars,
             provisioners: build.provisioners.clone(),
             template_dir: build.template_dir.clone(),
+            sensitive,
             deregister: Vec::new(),
         };
         bsu.check_omi_mappings()
@@ -544,6 +554,17 @@ impl Bsu {
         Ok((name, key))
     }
 
+    /// `line` with every sensitive value replaced, as Packer does.
+    fn mask(&self, line: &str) -> String {
+        let mut line = line.to_string();
+        for secret in &self.sensitive {
+            if !secret.expose().is_empty() {
+                line = line.replace(secret.expose(), "<sensitive>");
+            }
+        }
+        line
+    }
+
     /// Connects to the VM and runs the provisioners (C9, C12).
     async fn provision(
         &self,
@@ -599,7 +620,7 @@ impl Bsu {
         let output = |line: &str| {
             rec.event(Event::Output {
                 build: self.name.clone(),
-                line: line.to_string(),
+                line: self.mask(line),
             })
         };
         let cancelled = || rec.cancelled();
@@ -613,7 +634,7 @@ impl Bsu {
         };
         communicator::provision(&self.config, settings, clear, &self.provisioners, &ctx)
             .await
-            .map_err(|e| format!("provisioning failed: {e}"))
+            .map_err(|e| self.mask(&format!("provisioning failed: {e}")))
     }
 
     /// Runs a wait for `address` to be `target`, telling the user when it
