@@ -462,13 +462,18 @@ impl Bsu {
         Ok(made)
     }
 
-    async fn make_security_group(&self, rec: &dyn Recorder) -> Result<String, String> {
-        let name = format!(
+    /// A unique name for a temporary resource: `osci-LINEAGE-BUILD-RANDOM`.
+    fn temporary_name(&self, rec: &dyn Recorder) -> String {
+        format!(
             "osci-{}-{}-{}",
             rec.lineage().chars().take(8).collect::<String>(),
             self.name,
             &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
+        )
+    }
+
+    async fn make_security_group(&self, rec: &dyn Recorder) -> Result<String, String> {
+        let name = self.temporary_name(rec);
         let lookup = Lookup {
             name: Some(name.clone()),
             client_token: None,
@@ -525,14 +530,7 @@ impl Bsu {
             .config
             .temporary_key_pair_name
             .clone()
-            .unwrap_or_else(|| {
-                format!(
-                    "osci_{}_{}_{}",
-                    rec.lineage().chars().take(8).collect::<String>(),
-                    self.name,
-                    &uuid::Uuid::new_v4().simple().to_string()[..8]
-                )
-            });
+            .unwrap_or_else(|| self.temporary_name(rec));
         let lookup = Lookup {
             name: Some(name.clone()),
             client_token: None,

@@ -37,20 +37,15 @@ impl File {
         if self.destination.is_empty() {
             return config("destination: missing (where the file goes)".into());
         }
-        let given = [
-            self.source.is_some(),
-            !self.sources.is_empty(),
-            self.content.is_some(),
-        ];
-        match given.iter().filter(|g| **g).count() {
-            0 => return config("give `source`, `sources` or `content`".into()),
-            1 => {}
-            _ => {
-                return config(
-                    "`source`, `sources` and `content` exclude each other: keep one".into(),
-                );
-            }
-        }
+        super::exactly_one(
+            &[
+                self.source.is_some(),
+                !self.sources.is_empty(),
+                self.content.is_some(),
+            ],
+            &["source", "sources", "content"],
+            at,
+        )?;
         match self.direction.as_deref() {
             None | Some("upload") => {}
             Some("download") => {
@@ -94,10 +89,7 @@ impl File {
         ctx: &Context<'_>,
         at: &str,
     ) -> Result<(), ProvisionError> {
-        let ssh = |source| ProvisionError::Ssh {
-            at: at.to_string(),
-            source,
-        };
+        let ssh = super::ssh_failed(at);
         if let Some(content) = &self.content {
             (ctx.output)(&format!("uploading content to {}", self.destination));
             return session
@@ -154,10 +146,7 @@ impl File {
         source: &str,
         at: &str,
     ) -> Result<(), ProvisionError> {
-        let ssh = |source| ProvisionError::Ssh {
-            at: at.to_string(),
-            source,
-        };
+        let ssh = super::ssh_failed(at);
         let local = local_path(ctx.base_dir, &self.destination);
         let write = |path: &Path, bytes: &[u8]| {
             if let Some(parent) = path.parent() {

@@ -390,6 +390,33 @@ fn environment(
     vars
 }
 
+/// Exactly one of the options `names` must be given (`given` says which
+/// are).
+fn exactly_one(given: &[bool], names: &[&str], at: &str) -> Result<(), ProvisionError> {
+    let list = names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = match given.iter().filter(|g| **g).count() {
+        1 => return Ok(()),
+        0 => format!("give one of {list}"),
+        _ => format!("{list} exclude each other: keep one"),
+    };
+    Err(ProvisionError::Config {
+        at: at.to_string(),
+        message,
+    })
+}
+
+/// Wraps an SSH failure of the provisioner at `at`.
+fn ssh_failed(at: &str) -> impl Fn(ssh::SshError) -> ProvisionError + Copy + '_ {
+    move |source| ProvisionError::Ssh {
+        at: at.to_string(),
+        source,
+    }
+}
+
 /// `environment_vars` entries must be `KEY=VALUE`.
 fn check_environment_vars(vars: &[String], at: &str) -> Result<(), ProvisionError> {
     match vars

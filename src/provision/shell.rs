@@ -44,22 +44,21 @@ struct Script {
 
 impl Shell {
     pub fn check(self, at: &str) -> Result<Shell, super::ProvisionError> {
-        let sources = [
-            !self.inline.is_empty(),
-            self.script.is_some(),
-            !self.scripts.is_empty(),
-        ];
+        super::exactly_one(
+            &[
+                !self.inline.is_empty(),
+                self.script.is_some(),
+                !self.scripts.is_empty(),
+            ],
+            &["inline", "script", "scripts"],
+            at,
+        )?;
         let config = |message: &str| {
             Err(ProvisionError::Config {
                 at: at.to_string(),
                 message: message.to_string(),
             })
         };
-        match sources.iter().filter(|s| **s).count() {
-            0 => return config("give the commands: `inline`, `script` or `scripts`"),
-            1 => {}
-            _ => return config("`inline`, `script` and `scripts` exclude each other: keep one"),
-        }
         if self.remote_path.is_some()
             && (self.remote_folder.is_some() || self.remote_file.is_some())
         {
@@ -134,10 +133,7 @@ impl Shell {
         ctx: &Context<'_>,
         at: &str,
     ) -> Result<(), ProvisionError> {
-        let ssh = |source| ProvisionError::Ssh {
-            at: at.to_string(),
-            source,
-        };
+        let ssh = super::ssh_failed(at);
         let vars = environment(ctx, &self.environment_vars, &self.env);
         let format = self.env_var_format.as_deref().unwrap_or("%s='%s' ");
         let mut fields = BTreeMap::from([("Vars".to_string(), vars_string(&vars, format))]);

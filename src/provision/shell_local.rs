@@ -35,27 +35,22 @@ pub struct ShellLocal {
 
 impl ShellLocal {
     pub fn check(self, at: &str) -> Result<ShellLocal, ProvisionError> {
-        let given = [
-            self.command.is_some(),
-            !self.inline.is_empty(),
-            self.script.is_some(),
-            !self.scripts.is_empty(),
-        ];
+        super::exactly_one(
+            &[
+                self.command.is_some(),
+                !self.inline.is_empty(),
+                self.script.is_some(),
+                !self.scripts.is_empty(),
+            ],
+            &["command", "inline", "script", "scripts"],
+            at,
+        )?;
         let config = |message: &str| {
             Err(ProvisionError::Config {
                 at: at.to_string(),
                 message: message.to_string(),
             })
         };
-        match given.iter().filter(|g| **g).count() {
-            0 => return config("give `command`, `inline`, `script` or `scripts`"),
-            1 => {}
-            _ => {
-                return config(
-                    "`command`, `inline`, `script` and `scripts` exclude each other: keep one",
-                );
-            }
-        }
         if let Some(cmd) = &self.execute_command
             && cmd.is_empty()
         {
