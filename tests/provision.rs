@@ -582,3 +582,35 @@ async fn ssh_agent_auth_logs_in_with_the_agents_key() {
     let stderr = ok(&out);
     assert!(stderr.contains("    web: signed by the agent"), "{stderr}");
 }
+
+#[test]
+fn exit_codes_retries_and_timeouts() {
+    let w = Workspace::new();
+    w.template_with(
+        "web",
+        json!({}),
+        json!([
+            {"type": "shell-local", "inline": ["exit 3"], "valid_exit_codes": [0, 3]},
+            // Fails the first time, succeeds the second.
+            {"type": "shell-local", "max_retries": 2,
+             "inline": ["if [ -e tried ]; then echo second try; else touch tried; exit 1; fi"]},
+        ]),
+    );
+    let stderr = ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    assert!(stderr.contains("retrying (1/2)"), "{stderr}");
+    assert!(stderr.contains("    web: second try"), "{stderr}");
+    ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
+
+    w.template_with(
+        "web",
+        json!({}),
+        json!([{"type": "shell-local", "inline": ["sleep 30"], "timeout": "1s"}]),
+    );
+    let out = w.run(&["apply", "t.json", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("provisioners[0] (shell-local): did not finish within its timeout (1s)"),
+        "{stderr}"
+    );
+}
