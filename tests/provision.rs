@@ -264,9 +264,10 @@ async fn a_failing_provisioner_fails_the_apply_and_leaves_nothing() {
         return;
     }
     let w = Workspace::new();
+    // A relative simulator folder, as the quickstart's.
     w.template_with(
         "web",
-        ssh_builder(json!({})),
+        ssh_builder(json!({"custom_endpoint_oapi": "sim://sim"})),
         json!([{"type": "shell", "inline": ["echo about to fail >&2", "exit 7", "echo never"]}]),
     );
     let out = w.run(&["apply", "t.json", "--auto-approve"]);

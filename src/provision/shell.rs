@@ -174,9 +174,7 @@ impl Shell {
             let mut bytes = script.bytes;
             if !self.binary {
                 // Scripts written on Windows run on Linux.
-                bytes = String::from_utf8_lossy(&bytes)
-                    .replace("\r\n", "\n")
-                    .into_bytes();
+                bytes = unix_line_endings(&bytes);
             }
             session.upload(&path, &bytes, 0o755).await.map_err(ssh)?;
             fields.insert("Path".into(), path.clone());
@@ -242,5 +240,26 @@ impl Shell {
             super::sleep(pause, ctx).await?;
         }
         Ok(())
+    }
+}
+
+/// `bytes` with CRLF line ends turned to LF, other bytes untouched.
+fn unix_line_endings(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            continue;
+        }
+        out.push(*b);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crlf_becomes_lf_and_other_bytes_stay() {
+        let bytes = b"a\r\nb\r\xff\n";
+        assert_eq!(super::unix_line_endings(bytes), b"a\nb\r\xff\n");
     }
 }

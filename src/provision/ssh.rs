@@ -313,19 +313,29 @@ impl Session {
     }
 
     /// Runs `command`, feeding it `stdin` then end-of-file, and hands its
-    /// output to `output` as it comes.
+    /// output to `output` as it comes; with a terminal if `ssh_pty` asks.
     pub async fn exec(
         &self,
         command: &str,
         stdin: &[u8],
         output: &mut (dyn FnMut(Stream, &[u8]) + Send),
     ) -> Result<Exit, SshError> {
+        self.run(command, stdin, output, self.pty).await
+    }
+
+    async fn run(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        output: &mut (dyn FnMut(Stream, &[u8]) + Send),
+        pty: bool,
+    ) -> Result<Exit, SshError> {
         let mut channel = self
             .handle
             .channel_open_session()
             .await
             .map_err(|e| self.error(e))?;
-        if self.pty {
+        if pty {
             channel
                 .request_pty(false, "xterm", 80, 24, 0, 0, &[])
                 .await
@@ -355,16 +365,16 @@ impl Session {
     }
 
     /// Runs `command` and answers its standard output, failing with its
-    /// error output unless it exits 0.
+    /// error output unless it exits 0. Never on a terminal, which would
+    /// echo and translate the bytes of a file transfer.
     async fn checked(&self, command: &str, stdin: &[u8]) -> Result<Vec<u8>, SshError> {
         let mut out = Vec::new();
         let mut err = Vec::new();
-        let exit = self
-            .exec(command, stdin, &mut |stream, data| match stream {
-                Stream::Stdout => out.extend_from_slice(data),
-                Stream::Stderr => err.extend_from_slice(data),
-            })
-            .await?;
+        let mut collect = |stream: Stream, data: &[u8]| match stream {
+            Stream::Stdout => out.extend_from_slice(data),
+            Stream::Stderr => err.extend_from_slice(data),
+        };
+        let exit = self.run(command, stdin, &mut collect, false).await?;
         match exit {
             Exit::Status(0) => Ok(out),
             other => Err(self.error(format!(

@@ -149,17 +149,25 @@ impl Disks {
         result
     }
 
-    /// Deletes the disks of resources that no longer exist.
+    /// Deletes the disks of resources that no longer exist, and what
+    /// interrupted work left (partial copies, seed trees).
     pub fn collect_garbage(&self, live: &BTreeSet<&str>) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".img")
-                && !live.contains(id)
-            {
-                let _ = std::fs::remove_file(entry.path());
+            match name.strip_suffix(".img") {
+                Some(id) if live.contains(id) => {}
+                Some(_) => {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+                None if name.ends_with(".rootfs") => {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+                None => {
+                    let _ = std::fs::remove_file(entry.path());
+                }
             }
         }
     }
@@ -174,15 +182,45 @@ impl Disks {
     pub fn extract(&self, id: &str, partition: Partition, dir: &Path) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| io_error("creating", dir, e))?;
         let device = format!("{}?offset={}", self.path(id).display(), partition.offset);
-        run(Command::new(tool("debugfs"))
-            .arg("-R")
-            .arg(format!("rdump / {}", dir.display()))
-            .arg(device))
+        // From inside `dir`, so that no path is parsed by debugfs's command
+        // line; and debugfs exits 0 when a copy fails, so its complaints
+        // are the failure.
+        let out = Command::new(tool("debugfs"))
+            .current_dir(dir)
+            .args(["-R", "rdump / ."])
+            .arg(&device)
+            .output()
+            .map_err(|e| format!("running debugfs: {e} (is e2fsprogs installed?)"))?;
+        let complaints: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
+            .map(str::to_string)
+            .collect();
+        if !out.status.success() || !complaints.is_empty() {
+            return Err(format!("unpacking {id} failed: {}", complaints.join("; ")));
+        }
+        Ok(())
     }
 
-    /// Writes `dir` back as the root filesystem of disk `id`.
+    /// Writes `dir` back as the root filesystem of disk `id`. The new
+    /// filesystem is made on a copy, which replaces the disk only once
+    /// complete: a failure (a tree larger than the partition) leaves the
+    /// disk as it was.
     pub fn flush(&self, id: &str, partition: Partition, dir: &Path) -> Result<(), String> {
-        make_filesystem(&self.path(id), partition, dir)
+        let disk = self.path(id);
+        let partial = disk.with_extension("flushing");
+        let made = run(Command::new(tool("cp"))
+            .args(["--sparse=always", "--reflink=auto"])
+            .arg(&disk)
+            .arg(&partial))
+        .and_then(|()| make_filesystem(&partial, partition, dir))
+        .and_then(|()| {
+            std::fs::rename(&partial, &disk).map_err(|e| io_error("renaming", &partial, e))
+        });
+        if made.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        made
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Machines {
     dir: PathBuf,
     ssh: Arc<russh::server::Config>,
     running: BTreeMap<String, Running>,
+    /// Whether trees left by a previous simulator have been dealt with.
+    swept: bool,
 }
 
 struct Running {
@@ -40,7 +42,10 @@ struct Running {
     power: watch::Sender<bool>,
     /// `None` when the root volume holds no filesystem to boot.
     root: Option<(String, Partition)>,
-    addresses: Vec<String>,
+    /// The addresses port 22 is bound on, each with its listener's switch.
+    listeners: BTreeMap<String, watch::Sender<bool>>,
+    /// Addresses that could not be bound, told once on the console.
+    unbound: BTreeSet<String>,
 }
 
 /// Whether this process may `chroot` and bind port 22.
@@ -50,11 +55,15 @@ pub fn privileged() -> bool {
 
 impl Machines {
     pub fn new(data_dir: &Path, host_key: russh::keys::PrivateKey) -> Machines {
+        // Absolute: tools run from inside VM trees, and chroot needs a
+        // path that does not depend on where it runs.
+        let data_dir = &std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
         Machines {
             disks: Disks::new(data_dir.join("disks")),
             dir: data_dir.join("machines"),
             ssh: Arc::new(sshd::config(host_key)),
             running: BTreeMap::new(),
+            swept: false,
         }
     }
 
@@ -63,6 +72,10 @@ impl Machines {
     pub fn reconcile(&mut self, world: &mut World) {
         self.make_disks(world);
         self.stop_gone(world);
+        if !self.swept {
+            self.swept = true;
+            self.sweep(world);
+        }
         let mut live: BTreeSet<&str> = world.volumes.keys().map(String::as_str).collect();
         live.extend(world.snapshots.keys().map(String::as_str));
         self.disks.collect_garbage(&live);
@@ -119,9 +132,10 @@ impl Machines {
             }
             return self.disks.copy(source, id, size);
         }
-        if let Some(volume) = rec.snapshot.volume_id.as_deref()
-            && self.disks.exists(volume)
-        {
+        if let Some(volume) = rec.snapshot.volume_id.as_deref() {
+            if !self.disks.exists(volume) {
+                return Err(format!("the disk of {volume} is missing: {id} stays empty"));
+            }
             self.flush_volume(volume)?;
             return self.disks.copy(volume, id, size);
         }
@@ -163,17 +177,52 @@ impl Machines {
                 continue;
             };
             let _ = r.power.send(false);
+            r.machine.kill_all();
             if let Some((volume, partition)) = &r.root
                 && world.volumes.contains_key(volume)
                 && let Err(e) = self.disks.flush(volume, *partition, &r.machine.root)
+            {
+                // The tree is kept: a start boots from it again.
+                console(
+                    world,
+                    &vm_id,
+                    &format!("flushing the root disk failed: {e}"),
+                );
+                continue;
+            }
+            let _ = std::fs::remove_dir_all(self.dir.join(&vm_id));
+        }
+    }
+
+    /// Trees a previous simulator left for VMs that no longer run: written
+    /// back to their volume, then removed.
+    fn sweep(&mut self, world: &mut World) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let vm_id = entry.file_name().to_string_lossy().into_owned();
+            if world
+                .vms
+                .get(&vm_id)
+                .is_some_and(|r| r.vm.state == "running")
+            {
+                continue;
+            }
+            let tree = entry.path().join("root");
+            if let Some(volume) = root_volume(world, &vm_id)
+                && tree.is_dir()
+                && let Ok(Some(partition)) = self.disks.root_partition(&volume)
+                && let Err(e) = self.disks.flush(&volume, partition, &tree)
             {
                 console(
                     world,
                     &vm_id,
                     &format!("flushing the root disk failed: {e}"),
                 );
+                continue;
             }
-            let _ = std::fs::remove_dir_all(self.dir.join(&vm_id));
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 
@@ -199,6 +248,7 @@ impl Machines {
                 root: tree,
                 access: RwLock::new(Access::default()),
                 powered,
+                processes: Default::default(),
             });
             self.running.insert(
                 vm_id,
@@ -206,7 +256,8 @@ impl Machines {
                     machine,
                     power,
                     root,
-                    addresses: Vec::new(),
+                    listeners: BTreeMap::new(),
+                    unbound: BTreeSet::new(),
                 },
             );
         }
@@ -221,19 +272,8 @@ impl Machines {
         tree: &Path,
     ) -> Result<Option<(String, Partition)>, String> {
         let rec = &world.vms[vm_id];
-        let root_device = rec.vm.root_device_name.as_deref().unwrap_or("/dev/sda1");
-        let Some(volume) = world
-            .volumes
-            .iter()
-            .find(|(_, v)| {
-                v.volume
-                    .linked_volumes
-                    .iter()
-                    .any(|l| l.vm_id == vm_id && l.device_name == root_device)
-            })
-            .map(|(id, _)| id.clone())
-        else {
-            return Err(format!("no volume at the root device {root_device}"));
+        let Some(volume) = root_volume(world, vm_id) else {
+            return Err("no volume at the root device".into());
         };
         let Some(partition) = self.disks.root_partition(&volume)? else {
             return Err(format!("{volume} has no partition table: nothing to boot"));
@@ -275,26 +315,41 @@ impl Machines {
             if r.root.is_none() || tokio::runtime::Handle::try_current().is_err() {
                 continue;
             }
-            let mut addresses: Vec<String> = rec.vm.private_ip.iter().cloned().collect();
-            addresses.extend(rec.vm.public_ip.iter().cloned());
+            let addresses: BTreeSet<String> = rec
+                .vm
+                .private_ip
+                .iter()
+                .chain(&rec.vm.public_ip)
+                .cloned()
+                .collect();
+            r.listeners.retain(|address, switch| {
+                let keep = addresses.contains(address);
+                if !keep {
+                    let _ = switch.send(false);
+                }
+                keep
+            });
             for address in addresses {
-                if r.addresses.contains(&address) {
+                if r.listeners.contains_key(&address) {
                     continue;
                 }
                 match sshd::bind(&address) {
                     Ok(listener) => {
+                        let (switch, listening) = watch::channel(true);
                         tokio::spawn(sshd::serve(
                             listener,
                             Arc::clone(&r.machine),
                             Arc::clone(&self.ssh),
+                            listening,
                         ));
-                        r.addresses.push(address);
+                        r.unbound.remove(&address);
+                        r.listeners.insert(address, switch);
                     }
+                    // Tried again at the next call; told once.
                     Err(e) => {
-                        notes.push((vm_id.clone(), format!("sshd: {address}:22: {e}")));
-                        // Tried once: a VM whose address is taken stays
-                        // unreachable there rather than retrying every call.
-                        r.addresses.push(address);
+                        if r.unbound.insert(address.clone()) {
+                            notes.push((vm_id.clone(), format!("sshd: {address}:22: {e}")));
+                        }
                     }
                 }
             }
@@ -352,6 +407,33 @@ fn console(world: &mut World, vm_id: &str, line: &str) {
     }
 }
 
+/// The volume at a VM's root device.
+fn root_volume(world: &World, vm_id: &str) -> Option<String> {
+    let rec = world.vms.get(vm_id)?;
+    let root_device = rec.vm.root_device_name.as_deref().unwrap_or("/dev/sda1");
+    world
+        .volumes
+        .iter()
+        .find(|(_, v)| {
+            v.volume
+                .linked_volumes
+                .iter()
+                .any(|l| l.vm_id == vm_id && l.device_name == root_device)
+        })
+        .map(|(id, _)| id.clone())
+}
+
+/// `path` in the VM's tree, refusing links out of it (the tree is the
+/// image's, and the host writes there as root).
+fn in_tree(tree: &Path, path: &str) -> std::io::Result<PathBuf> {
+    sshd::inside(tree, path).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("/{path} leads out of the VM's filesystem (a symbolic link)"),
+        )
+    })
+}
+
 /// cloud-init's first boot of an instance: the launch key is trusted and
 /// the user data kept, once per VM id.
 fn first_boot(
@@ -361,7 +443,8 @@ fn first_boot(
     user_data: Option<&str>,
 ) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let instance = tree.join("var/lib/cloud/instances").join(vm_id);
+    let instance_dir = format!("var/lib/cloud/instances/{vm_id}");
+    let instance = in_tree(tree, &instance_dir)?;
     if instance.is_dir() {
         return Ok(());
     }
@@ -370,14 +453,15 @@ fn first_boot(
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(data)
             .unwrap_or_else(|_| data.as_bytes().to_vec());
-        std::fs::write(instance.join("user-data.txt"), bytes)?;
+        let file = in_tree(tree, &format!("{instance_dir}/user-data.txt"))?;
+        std::fs::write(file, bytes)?;
     }
     if let Some(key) = key {
         for home in ["root", "home/outscale"] {
-            let ssh = tree.join(home).join(".ssh");
+            let ssh = in_tree(tree, &format!("{home}/.ssh"))?;
             std::fs::create_dir_all(&ssh)?;
             std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700))?;
-            let file = ssh.join("authorized_keys");
+            let file = in_tree(tree, &format!("{home}/.ssh/authorized_keys"))?;
             let mut keys = std::fs::read_to_string(&file).unwrap_or_default();
             if !keys.lines().any(|l| l.trim() == key.trim()) {
                 if !keys.is_empty() && !keys.ends_with('\n') {
@@ -395,7 +479,9 @@ fn first_boot(
 
 /// The device nodes a booted system has (devtmpfs would make them).
 fn make_devices(tree: &Path) {
-    let dev = tree.join("dev");
+    let Ok(dev) = in_tree(tree, "dev") else {
+        return;
+    };
     let _ = std::fs::create_dir_all(&dev);
     for (name, minor) in [
         ("null", "3"),
@@ -403,7 +489,9 @@ fn make_devices(tree: &Path) {
         ("random", "8"),
         ("urandom", "9"),
     ] {
-        let node = dev.join(name);
+        let Ok(node) = in_tree(tree, &format!("dev/{name}")) else {
+            continue;
+        };
         if node.exists() {
             continue;
         }

@@ -236,13 +236,24 @@ impl Sim {
                 if decision.fail_later {
                     self.count(|s| &mut s.faults, "fail");
                 }
-                self.call(
-                    &operation,
-                    &path,
-                    request.headers(),
-                    request.body(),
-                    decision.fail_later,
-                )
+                let call = || {
+                    self.call(
+                        &operation,
+                        &path,
+                        request.headers(),
+                        request.body(),
+                        decision.fail_later,
+                    )
+                };
+                // Calls may copy disks and unpack filesystems: on a
+                // multi-threaded runtime, other tasks (SSH sessions) move to
+                // another worker meanwhile.
+                match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                    Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                        tokio::task::block_in_place(call)
+                    }
+                    _ => call(),
+                }
             }
         };
         let response = match result {

@@ -50,13 +50,51 @@ pub struct Machine {
     /// Turns to `false` when the VM stops: listeners, sessions and the
     /// commands they run end.
     pub powered: watch::Receiver<bool>,
+    /// The process groups of the commands running in the VM, killed when
+    /// it stops (with whatever they started in the background).
+    pub processes: std::sync::Mutex<std::collections::BTreeSet<u32>>,
 }
 
-/// Serves SSH for `machine` on `listener` until the VM powers off.
+impl Machine {
+    /// Kills every process running in the VM.
+    pub fn kill_all(&self) {
+        let groups: Vec<u32> = self
+            .processes
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p).into_iter().collect())
+            .unwrap_or_default();
+        for group in groups {
+            let _ = std::process::Command::new(super::disk::tool("kill"))
+                .args(["-KILL", "--", &format!("-{group}")])
+                .status();
+        }
+    }
+}
+
+/// `path` under `root`, unless a component of it (below `root`) is a
+/// symbolic link: the tree is the VM's, and what the host reads or writes
+/// there must not lead out of it.
+pub fn inside(root: &std::path::Path, path: &str) -> Option<PathBuf> {
+    let mut at = root.to_path_buf();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        if part == ".." {
+            return None;
+        }
+        at.push(part);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return None;
+        }
+    }
+    Some(at)
+}
+
+/// Serves SSH for `machine` on `listener` until the VM powers off or
+/// `listening` turns `false`.
 pub async fn serve(
     listener: TcpListener,
     machine: Arc<Machine>,
     config: Arc<russh::server::Config>,
+    mut listening: watch::Receiver<bool>,
 ) {
     let mut powered = machine.powered.clone();
     loop {
@@ -66,6 +104,8 @@ pub async fn serve(
                 Err(_) => continue,
             },
             _ = off(&mut powered) => return,
+            // The address moved to another VM.
+            _ = off(&mut listening) => return,
         };
         let allowed = machine
             .access
@@ -126,18 +166,13 @@ struct Connection {
 impl Connection {
     /// The keys the VM trusts for `user`: root's, and the user's own.
     fn authorized(&self, user: &str) -> Vec<PublicKey> {
-        let mut files = vec![self.machine.root.join("root/.ssh/authorized_keys")];
-        if !user.is_empty() && !user.contains('/') && user != "root" && user != ".." {
-            files.push(
-                self.machine
-                    .root
-                    .join("home")
-                    .join(user)
-                    .join(".ssh/authorized_keys"),
-            );
+        let mut files = vec!["root/.ssh/authorized_keys".to_string()];
+        if !user.is_empty() && !user.contains('/') && user != "root" {
+            files.push(format!("home/{user}/.ssh/authorized_keys"));
         }
         files
             .iter()
+            .filter_map(|f| inside(&self.machine.root, f))
             .filter_map(|f| std::fs::read_to_string(f).ok())
             .flat_map(|text| {
                 text.lines()
@@ -241,10 +276,16 @@ impl russh::server::Handler for Connection {
         value: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(p) = self.channels.get_mut(&channel) {
-            p.env.push((name.to_string(), value.to_string()));
+        // As sshd's usual `AcceptEnv LANG LC_*`: other variables could
+        // change how the host's chroot program runs (LD_PRELOAD).
+        let accepted = name == "LANG" || name.starts_with("LC_");
+        match self.channels.get_mut(&channel) {
+            Some(p) if accepted => {
+                p.env.push((name.to_string(), value.to_string()));
+                session.channel_success(channel)
+            }
+            _ => session.channel_failure(channel),
         }
-        session.channel_success(channel)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -334,6 +375,7 @@ async fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        .process_group(0)
         .spawn()
     {
         Ok(child) => child,
@@ -346,6 +388,10 @@ async fn run(
             return;
         }
     };
+    let group = child.id();
+    if let (Some(g), Ok(mut groups)) = (group, machine.processes.lock()) {
+        groups.insert(g);
+    }
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
@@ -386,6 +432,9 @@ async fn run(
         }
         _ = off(&mut powered) => None,
     };
+    if let (Some(g), Ok(mut groups)) = (group, machine.processes.lock()) {
+        groups.remove(&g);
+    }
     let code = status.and_then(|s| s.code()).unwrap_or(255);
     let _ = write.exit_status(code as u32).await;
     let _ = write.eof().await;
