@@ -135,7 +135,8 @@ fn provisioners() -> Value {
     json!([
         {"type": "shell", "inline": ["printf '%s' \"$MOTD\" > /etc/motd"],
          "environment_vars": [format!("MOTD={MOTD}")]},
-        {"type": "shell", "script": "scripts/setup.sh"},
+        {"type": "shell", "script": "scripts/setup.sh",
+         "execute_command": "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh '{{ .Path }}'"},
         {"type": "file", "source": "app", "destination": "/opt/"},
         {"type": "file", "direction": "download", "source": "/etc/os-release", "destination": "downloads/"},
         {"type": "file", "direction": "download", "source": "/opt/app/", "destination": "fetched"},

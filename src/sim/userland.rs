@@ -118,8 +118,27 @@ pub fn build(root: &Path, image_name: &str) -> Result<(), String> {
         std::fs::write(root.join(path), content).map_err(|e| io(path, e))?;
     }
     std::fs::create_dir_all(root.join("home/outscale")).map_err(|e| io("home", e))?;
+    // Commands already run as root; templates written for real images
+    // still say `sudo`, which then just runs what it is given.
+    let sudo = root.join("usr/bin/sudo");
+    std::fs::write(&sudo, SUDO).map_err(|e| io("sudo", e))?;
+    set_mode(&sudo, 0o755).map_err(|e| io("sudo", e))?;
     Ok(())
 }
+
+const SUDO: &str = r#"#!/bin/sh
+# osci simulator: everything runs as root already; run the command given.
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -u|-g|-p|-C|-r|-t|-U) [ $# -ge 2 ] && shift 2 || shift ;;
+        --) shift; break ;;
+        -*) shift ;;
+        *) break ;;
+    esac
+done
+[ $# -eq 0 ] && exec /bin/sh
+exec "$@"
+"#;
 
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
