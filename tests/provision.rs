@@ -95,13 +95,7 @@ async fn launch(client: &Client, image: &str, keypair: &str, group: &str) -> Vm 
         .remove(0);
     for _ in 0..100 {
         let current = client
-            .read_all(&ReadVmsRequest {
-                filters: Some(FiltersVm {
-                    vm_ids: Some(vec![vm.vm_id.clone()]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
+            .read_all(&ReadVmsRequest::id(vm.vm_id.clone()))
             .await
             .unwrap()
             .remove(0);

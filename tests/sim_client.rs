@@ -655,28 +655,8 @@ async fn vm_life_cycle_volumes_and_security_groups() {
     let root_volume = root.bsu.volume_id.clone();
 
     // A malformed id is an error; a well-formed unknown one matches nothing.
-    assert_code(
-        c.call(&ReadVmsRequest {
-            filters: Some(FiltersVm {
-                vm_ids: Some(vec!["bogus".into()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await,
-        400,
-        "4105",
-    );
-    let none = c
-        .read_all(&ReadVmsRequest {
-            filters: Some(FiltersVm {
-                vm_ids: Some(vec!["i-0000abcd".into()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    assert_code(c.call(&ReadVmsRequest::id("bogus")).await, 400, "4105");
+    let none = c.read_all(&ReadVmsRequest::id("i-0000abcd")).await.unwrap();
     assert!(none.is_empty());
     let states = c.read_all(&ReadVmsStateRequest::default()).await.unwrap();
     assert!(
@@ -1249,13 +1229,7 @@ async fn public_ips_nets_and_subnets() {
         "6003",
     );
     let vm_now = c
-        .read_all(&ReadVmsRequest {
-            filters: Some(FiltersVm {
-                vm_ids: Some(vec![vm.vm_id.clone()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
+        .read_all(&ReadVmsRequest::id(vm.vm_id.clone()))
         .await
         .unwrap();
     assert_eq!(vm_now[0].public_ip.as_deref(), Some(automatic.as_str()));

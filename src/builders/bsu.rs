@@ -582,13 +582,7 @@ impl Bsu {
             for attempt in 0..3 {
                 if let Some(current) = self
                     .client
-                    .read_all(&ReadVmsRequest {
-                        filters: Some(FiltersVm {
-                            vm_ids: Some(vec![vm.vm_id.clone()]),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    })
+                    .read_all(&ReadVmsRequest::id(vm.vm_id.clone()))
                     .await
                     .map_err(err)?
                     .into_iter()

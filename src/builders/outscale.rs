@@ -278,13 +278,7 @@ impl Destroyer for OutscaleDestroyer {
         if r.kind == Kind::Vm {
             let vms = self
                 .client
-                .read_all(&ReadVmsRequest {
-                    filters: Some(FiltersVm {
-                        vm_ids: Some(vec![id]),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })
+                .read_all(&ReadVmsRequest::id(id))
                 .await
                 .map_err(failed)?;
             return Ok(vms

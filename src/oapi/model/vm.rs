@@ -211,6 +211,19 @@ pub struct ReadVmsRequest {
     pub dry_run: Option<bool>,
 }
 
+impl ReadVmsRequest {
+    /// Reads the VM `id`.
+    pub fn id(id: impl Into<String>) -> ReadVmsRequest {
+        ReadVmsRequest {
+            filters: Some(FiltersVm {
+                vm_ids: Some(vec![id.into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
