@@ -610,3 +610,34 @@ fn exit_codes_retries_and_timeouts() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_reboot_is_survived_with_expect_disconnect() {
+    if !privileged("a_reboot_is_survived_with_expect_disconnect") {
+        return;
+    }
+    let w = Workspace::new();
+    let reboot =
+        json!({"type": "shell", "inline": ["echo before", "reboot"], "expect_disconnect": true});
+    let after = json!({"type": "shell", "inline": ["echo after the reboot"]});
+    w.template_with("web", ssh_builder(json!({})), json!([reboot, after]));
+    let stderr = ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    for line in [
+        "    web: before",
+        "    web: inline script disconnected, as expect_disconnect allows",
+        "    web: after the reboot",
+    ] {
+        assert!(stderr.contains(line), "{line}: {stderr}");
+    }
+    ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
+
+    let reboot = json!({"type": "shell", "inline": ["reboot"]});
+    w.template_with("web", ssh_builder(json!({})), json!([reboot]));
+    let out = w.run(&["apply", "t.json", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the connection closed while inline script ran (set expect_disconnect"),
+        "{stderr}"
+    );
+}

@@ -12,6 +12,7 @@ use crate::template::render_provisioner;
 const DEFAULT_EXECUTE: &str = "chmod +x {{.Path}}; {{.Vars}} {{.Path}}";
 const DEFAULT_EXECUTE_ENV_FILE: &str = "chmod +x {{.Path}}; . {{.EnvVarFile}} && {{.Path}}";
 const DEFAULT_SHEBANG: &str = "/bin/sh -e";
+const DEFAULT_START_RETRY: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -127,6 +128,32 @@ impl Shell {
         }
     }
 
+    /// Uploads a script, trying again until `start_retry_timeout` (5m by
+    /// default) while the VM does not answer (it may be rebooting).
+    async fn upload_retrying(
+        &self,
+        session: &Session,
+        path: &str,
+        bytes: &[u8],
+        ctx: &Context<'_>,
+    ) -> Result<(), super::ssh::SshError> {
+        let limit = self
+            .start_retry_timeout
+            .as_deref()
+            .and_then(crate::template::parse_go_duration)
+            .unwrap_or(DEFAULT_START_RETRY);
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            match session.upload(path, bytes, 0o755).await {
+                Err(e) if std::time::Instant::now() < deadline && !(ctx.cancelled)() => {
+                    (ctx.output)(&format!("retrying the upload of {path}: {e}"));
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub async fn run(
         &self,
         session: &Session,
@@ -176,7 +203,9 @@ impl Shell {
                 // Scripts written on Windows run on Linux.
                 bytes = unix_line_endings(&bytes);
             }
-            session.upload(&path, &bytes, 0o755).await.map_err(ssh)?;
+            self.upload_retrying(session, &path, &bytes, ctx)
+                .await
+                .map_err(ssh)?;
             fields.insert("Path".into(), path.clone());
             let command = render_provisioner(template, &fields, &ctx.build).map_err(|e| {
                 ProvisionError::Config {

@@ -119,18 +119,37 @@ enum Failure {
 
 /// A logged-in SSH connection.
 pub struct Session {
-    handle: Handle<Client>,
+    settings: Settings,
+    connection: tokio::sync::Mutex<Connection>,
     address: String,
-    pty: bool,
+}
+
+/// One SSH connection to the target.
+struct Connection {
+    handle: Handle<Client>,
     /// Kept open while the target is reached through it.
     _bastion: Option<Handle<Client>>,
 }
 
-/// Connects to `settings.target`, retrying until `ssh_timeout`.
+/// Connects to `settings.target`, retrying until `ssh_timeout`. The
+/// session connects again by itself when the VM dropped the connection (a
+/// reboot, `expect_disconnect`).
 pub async fn connect(
     settings: &Settings,
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<Session, SshError> {
+    let connection = open(settings, cancelled).await?;
+    Ok(Session {
+        settings: settings.clone(),
+        connection: tokio::sync::Mutex::new(connection),
+        address: settings.target.address(),
+    })
+}
+
+async fn open(
+    settings: &Settings,
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<Connection, SshError> {
     let started = Instant::now();
     let mut last = None;
     let mut handshakes = 0;
@@ -138,7 +157,7 @@ pub async fn connect(
     loop {
         let left = settings.timeout.saturating_sub(started.elapsed());
         match tokio::time::timeout(left.max(Duration::from_millis(1)), attempt(settings)).await {
-            Ok(Ok(session)) => return Ok(session),
+            Ok(Ok(connection)) => return Ok(connection),
             Ok(Err(Failure::Unreachable(e))) => last = Some(e),
             Ok(Err(Failure::Handshake(e))) => {
                 handshakes += 1;
@@ -190,7 +209,7 @@ fn config(settings: &Settings) -> Arc<client::Config> {
     })
 }
 
-async fn attempt(settings: &Settings) -> Result<Session, Failure> {
+async fn attempt(settings: &Settings) -> Result<Connection, Failure> {
     let config = config(settings);
     let target = &settings.target;
     let (handle, bastion) = match &settings.bastion {
@@ -223,10 +242,8 @@ async fn attempt(settings: &Settings) -> Result<Session, Failure> {
     };
     let mut handle = handle;
     login(&mut handle, target).await?;
-    Ok(Session {
+    Ok(Connection {
         handle,
-        address: target.address(),
-        pty: settings.pty,
         _bastion: bastion,
     })
 }
@@ -320,7 +337,24 @@ impl Session {
         stdin: &[u8],
         output: &mut (dyn FnMut(Stream, &[u8]) + Send),
     ) -> Result<Exit, SshError> {
-        self.run(command, stdin, output, self.pty).await
+        self.run(command, stdin, output, self.settings.pty).await
+    }
+
+    /// A new session channel, on a new connection if the VM dropped the
+    /// last one.
+    async fn channel(&self) -> Result<russh::Channel<client::Msg>, SshError> {
+        let mut connection = self.connection.lock().await;
+        if !connection.handle.is_closed()
+            && let Ok(channel) = connection.handle.channel_open_session().await
+        {
+            return Ok(channel);
+        }
+        *connection = open(&self.settings, &|| false).await?;
+        connection
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| self.error(e))
     }
 
     async fn run(
@@ -330,11 +364,7 @@ impl Session {
         output: &mut (dyn FnMut(Stream, &[u8]) + Send),
         pty: bool,
     ) -> Result<Exit, SshError> {
-        let mut channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.error(e))?;
+        let mut channel = self.channel().await?;
         if pty {
             channel
                 .request_pty(false, "xterm", 80, 24, 0, 0, &[])
@@ -425,7 +455,8 @@ impl Session {
     }
 
     pub async fn close(self) {
-        let _ = self
+        let connection = self.connection.into_inner();
+        let _ = connection
             .handle
             .disconnect(Disconnect::ByApplication, "", "en")
             .await;

@@ -249,6 +249,7 @@ impl Machines {
                 access: RwLock::new(Access::default()),
                 powered,
                 processes: Default::default(),
+                reboots: watch::channel(0).0,
             });
             self.running.insert(
                 vm_id,
@@ -291,6 +292,10 @@ impl Machines {
                 .find(|k| k.owner == rec.owner && k.keypair.keypair_name == name)
                 .map(|k| k.public_key.clone())
         });
+        // /run starts empty at every boot: no reboot is pending.
+        if let Some(marker) = sshd::inside(tree, sshd::REBOOT_REQUEST) {
+            let _ = std::fs::remove_file(marker);
+        }
         first_boot(tree, vm_id, key.as_deref(), rec.vm.user_data.as_deref())
             .map_err(|e| format!("first boot: {e}"))?;
         make_devices(tree);

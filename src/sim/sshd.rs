@@ -53,9 +53,21 @@ pub struct Machine {
     /// The process groups of the commands running in the VM, killed when
     /// it stops (with whatever they started in the background).
     pub processes: std::sync::Mutex<std::collections::BTreeSet<u32>>,
+    /// Counts reboots: each one ends every session and command.
+    pub reboots: watch::Sender<u64>,
 }
 
+/// What `reboot` in a simulated VM leaves for the simulator to act on.
+pub const REBOOT_REQUEST: &str = "run/osci-reboot-requested";
+
 impl Machine {
+    /// A reboot: processes die, sessions drop, the disk stays, and the VM
+    /// answers again.
+    fn reboot(&self) {
+        self.kill_all();
+        self.reboots.send_modify(|n| *n += 1);
+    }
+
     /// Kills every process running in the VM.
     pub fn kill_all(&self) {
         let groups: Vec<u32> = self
@@ -123,6 +135,7 @@ pub async fn serve(
         };
         let config = Arc::clone(&config);
         let mut powered = machine.powered.clone();
+        let mut reboots = machine.reboots.subscribe();
         tokio::spawn(async move {
             let Ok(session) = russh::server::run_stream(config, stream, handler).await else {
                 return;
@@ -130,6 +143,11 @@ pub async fn serve(
             let handle = session.handle();
             tokio::select! {
                 _ = session => {}
+                _ = reboots.changed() => {
+                    let _ = handle
+                        .disconnect(russh::Disconnect::ByApplication, "the VM is rebooting".into(), String::new())
+                        .await;
+                }
                 _ = off(&mut powered) => {
                     let _ = handle
                         .disconnect(russh::Disconnect::ByApplication, "the VM stopped".into(), String::new())
@@ -421,6 +439,18 @@ async fn run(
         }
     };
     let mut powered = machine.powered.clone();
+    let mut reboots = machine.reboots.subscribe();
+    let requested = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Some(marker) = inside(&machine.root, REBOOT_REQUEST)
+                && std::fs::remove_file(marker).is_ok()
+            {
+                return;
+            }
+        }
+    };
+    let mut rebooted = false;
     let status = tokio::select! {
         status = async {
             tokio::join!(pump_out, pump_err);
@@ -431,9 +461,23 @@ async fn run(
             None
         }
         _ = off(&mut powered) => None,
+        () = requested => {
+            machine.reboot();
+            rebooted = true;
+            None
+        }
+        _ = reboots.changed() => {
+            rebooted = true;
+            None
+        }
     };
     if let (Some(g), Ok(mut groups)) = (group, machine.processes.lock()) {
         groups.remove(&g);
+    }
+    if rebooted {
+        // The connection drops with the VM: no exit status, as on a real
+        // reboot.
+        return;
     }
     let code = status.and_then(|s| s.code()).unwrap_or(255);
     let _ = write.exit_status(code as u32).await;

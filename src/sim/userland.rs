@@ -120,9 +120,17 @@ pub fn build(root: &Path, image_name: &str) -> Result<(), String> {
     std::fs::create_dir_all(root.join("home/outscale")).map_err(|e| io("home", e))?;
     // Commands already run as root; templates written for real images
     // still say `sudo`, which then just runs what it is given.
-    let sudo = root.join("usr/bin/sudo");
-    std::fs::write(&sudo, SUDO).map_err(|e| io("sudo", e))?;
-    set_mode(&sudo, 0o755).map_err(|e| io("sudo", e))?;
+    // `reboot` asks the simulator, which restarts the VM's processes and
+    // sessions (see `sshd`).
+    let reboot = format!(
+        "#!/bin/sh\n: > /{}\nsleep 60\n",
+        super::sshd::REBOOT_REQUEST
+    );
+    for (name, script) in [("sudo", SUDO), ("reboot", reboot.as_str())] {
+        let path = root.join("usr/bin").join(name);
+        std::fs::write(&path, script).map_err(|e| io(name, e))?;
+        set_mode(&path, 0o755).map_err(|e| io(name, e))?;
+    }
     Ok(())
 }
 
