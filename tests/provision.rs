@@ -641,3 +641,49 @@ async fn a_reboot_is_survived_with_expect_disconnect() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn ssh_password_logs_in_where_cloud_init_allows_it() {
+    if !privileged("ssh_password_logs_in_where_cloud_init_allows_it") {
+        return;
+    }
+    let w = Workspace::new();
+    let shell = json!([{"type": "shell", "inline": ["echo logged in with a password"]}]);
+    w.template_with(
+        "web",
+        ssh_builder(json!({
+            "ssh_password": "pa55-w0rd",
+            "user_data": "#cloud-config\npassword: pa55-w0rd\nssh_pwauth: true\n",
+        })),
+        shell.clone(),
+    );
+    let out = w.run(&["apply", "t.json", "--auto-approve"]);
+    let stderr = ok(&out);
+    assert!(
+        stderr.contains("    web: logged in with a password"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pa55-w0rd"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("pa55-w0rd"));
+    // No temporary keypair was needed.
+    assert!(!stderr.contains("keypair"), "{stderr}");
+    ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
+
+    // Without ssh_pwauth the VM's sshd takes keys only.
+    w.template_with(
+        "web",
+        ssh_builder(json!({
+            "ssh_password": "pa55-w0rd",
+            "ssh_handshake_attempts": 1,
+            "user_data": "#cloud-config\npassword: pa55-w0rd\n",
+        })),
+        shell,
+    );
+    let out = w.run(&["apply", "t.json", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused the credential 1 times"),
+        "{stderr}"
+    );
+}

@@ -459,7 +459,8 @@ fn first_boot(
             .decode(data)
             .unwrap_or_else(|_| data.as_bytes().to_vec());
         let file = in_tree(tree, &format!("{instance_dir}/user-data.txt"))?;
-        std::fs::write(file, bytes)?;
+        std::fs::write(file, &bytes)?;
+        set_passwords(tree, &String::from_utf8_lossy(&bytes))?;
     }
     if let Some(key) = key {
         for home in ["root", "home/outscale"] {
@@ -478,6 +479,40 @@ fn first_boot(
             std::fs::write(&file, keys)?;
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
         }
+    }
+    Ok(())
+}
+
+/// cloud-init's "set passwords" module, for a `#cloud-config` user data
+/// with `password:` (the default user's) and `ssh_pwauth: true`. The
+/// simulator keeps a SHA-256 of the password in `/etc/ssh/osci_passwords`
+/// (its sshd's own file: it has no PAM), and lets passwords in as
+/// cloud-init does, with a `sshd_config.d` drop-in.
+fn set_passwords(tree: &Path, user_data: &str) -> std::io::Result<()> {
+    if !user_data.starts_with("#cloud-config") {
+        return Ok(());
+    }
+    let value = |key: &str| {
+        user_data.lines().find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            (k.trim() == key).then(|| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+        })
+    };
+    if let Some(password) = value("password").filter(|p| !p.is_empty()) {
+        let file = in_tree(tree, "etc/ssh/osci_passwords")?;
+        std::fs::create_dir_all(in_tree(tree, "etc/ssh")?)?;
+        std::fs::write(
+            &file,
+            format!("outscale:{}\n", sshd::password_hash(&password)),
+        )?;
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    }
+    if value("ssh_pwauth").is_some_and(|v| matches!(v.as_str(), "true" | "yes" | "True")) {
+        std::fs::create_dir_all(in_tree(tree, "etc/ssh/sshd_config.d")?)?;
+        std::fs::write(
+            in_tree(tree, sshd::PASSWORD_DROP_IN)?,
+            "PasswordAuthentication yes\n",
+        )?;
     }
     Ok(())
 }

@@ -57,6 +57,15 @@ pub struct Machine {
     pub reboots: watch::Sender<u64>,
 }
 
+/// Where cloud-init turns password logins on.
+pub const PASSWORD_DROP_IN: &str = "etc/ssh/sshd_config.d/50-cloud-init.conf";
+
+/// How the simulator keeps a VM user's password.
+pub fn password_hash(password: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(password.as_bytes()))
+}
+
 /// What `reboot` in a simulated VM leaves for the simulator to act on.
 pub const REBOOT_REQUEST: &str = "run/osci-reboot-requested";
 
@@ -162,7 +171,7 @@ pub async fn serve(
 /// simulator, public key authentication only.
 pub fn config(host_key: russh::keys::PrivateKey) -> russh::server::Config {
     russh::server::Config {
-        methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+        methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
         auth_rejection_time: Duration::from_millis(200),
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![host_key],
@@ -230,6 +239,27 @@ impl russh::server::Handler for Connection {
             .iter()
             .any(|k| k.key_data() == key.public_key.key_data());
         Ok(if trusted {
+            Auth::Accept
+        } else {
+            Auth::reject()
+        })
+    }
+
+    /// Passwords count only where cloud-init turned them on
+    /// (`ssh_pwauth`), as with a real sshd.
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let root = &self.machine.root;
+        let enabled = inside(root, PASSWORD_DROP_IN)
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .is_some_and(|c| c.lines().any(|l| l.trim() == "PasswordAuthentication yes"));
+        let hash = password_hash(password);
+        let known = inside(root, "etc/ssh/osci_passwords")
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .is_some_and(|c| {
+                c.lines()
+                    .any(|l| l.split_once(':') == Some((user, hash.as_str())))
+            });
+        Ok(if enabled && known {
             Auth::Accept
         } else {
             Auth::reject()
