@@ -1686,3 +1686,43 @@ fn tool(name: &str) -> std::path::PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| name.into())
 }
+
+/// An answer the client cannot decode is quoted in the error, unless the
+/// operation answers a secret: a garbled CreateKeypair answer holds a
+/// private key.
+#[tokio::test]
+async fn undecodable_secret_answers_are_not_quoted() {
+    use osci::oapi::transport::{BoxFuture, Transport, TransportError};
+    struct Garbled;
+    impl Transport for Garbled {
+        fn send(
+            &self,
+            _: http::Request<bytes::Bytes>,
+        ) -> BoxFuture<'_, Result<http::Response<bytes::Bytes>, TransportError>> {
+            Box::pin(async {
+                let body = r#"{"Keypair": {"PrivateKey": "-----BEGIN RSA PRIVATE KEY-----\nMIIsecret", "KeypairName": 7}, "Vms": "MIIsecret"}"#;
+                Ok(http::Response::new(bytes::Bytes::from(body)))
+            })
+        }
+    }
+    let mut config =
+        osci::oapi::ClientConfig::new("http://api.eu-west-2.sim.invalid/api/v1", "eu-west-2")
+            .with_keys("AK", Secret::new("SK"));
+    config.rate_limit = None;
+    let client = Client::new(config, std::sync::Arc::new(Garbled)).unwrap();
+    let keypair = client
+        .call(&CreateKeypairRequest {
+            keypair_name: "k".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let shown = format!("{keypair} {keypair:?}");
+    assert!(shown.contains("CreateKeypair"), "{shown}");
+    assert!(!shown.contains("MIIsecret"), "{shown}");
+    let other = client.call(&ReadVmsRequest::id("i-1")).await.unwrap_err();
+    assert!(
+        format!("{other:?}").contains("MIIsecret"),
+        "other answers are quoted"
+    );
+}

@@ -193,7 +193,11 @@ impl Client {
                 AttemptError::Final(Error::Decode {
                     operation: O::NAME,
                     message: e.to_string(),
-                    body: excerpt(&body),
+                    body: if O::SECRET_ANSWER {
+                        "(withheld: the answer holds a secret)".into()
+                    } else {
+                        String::from_utf8_lossy(&body).chars().take(500).collect()
+                    },
                 })
             })?;
             if tracing::enabled!(tracing::Level::DEBUG) {
@@ -290,15 +294,4 @@ fn request_id(body: &[u8]) -> Option<String> {
         .ok()
         .and_then(|c| c.response_context)
         .and_then(|c| c.request_id)
-}
-
-/// The start of an answer for an error message, unless it may hold a
-/// secret (CreateKeypair answers a private key; secret keys are never
-/// shown either).
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    if text.contains("PRIVATE KEY") || text.contains("SecretKey") {
-        return "(withheld: it holds a secret)".into();
-    }
-    text.chars().take(500).collect()
 }

@@ -14,6 +14,10 @@ pub trait Operation: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn retry_safe(&self) -> bool {
         true
     }
+
+    /// Whether the answer may hold a secret (CreateKeypair's private key):
+    /// then no part of it goes into error messages or logs.
+    const SECRET_ANSWER: bool = false;
 }
 
 /// A `Read*` operation whose results come in pages.
@@ -24,12 +28,20 @@ pub trait Paginated: Operation {
     fn into_items(response: Self::Response) -> Vec<Self::Item>;
 }
 
-/// Declares `impl Operation`, optionally with a `retry_safe` rule.
+/// Declares `impl Operation`, optionally with a `retry_safe` rule, or
+/// marked as answering a secret.
 macro_rules! operation {
     ($req:ty => $resp:ty, $name:literal) => {
         impl $crate::oapi::operation::Operation for $req {
             const NAME: &'static str = $name;
             type Response = $resp;
+        }
+    };
+    ($req:ty => $resp:ty, $name:literal, secret_answer) => {
+        impl $crate::oapi::operation::Operation for $req {
+            const NAME: &'static str = $name;
+            type Response = $resp;
+            const SECRET_ANSWER: bool = true;
         }
     };
     ($req:ty => $resp:ty, $name:literal, retry_safe = |$s:ident| $e:expr) => {

@@ -47,7 +47,7 @@ pub struct CreateKeypairResponse {
     pub keypair: KeypairCreated,
     pub response_context: ResponseContext,
 }
-operation!(CreateKeypairRequest => CreateKeypairResponse, "CreateKeypair");
+operation!(CreateKeypairRequest => CreateKeypairResponse, "CreateKeypair", secret_answer);
 
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
