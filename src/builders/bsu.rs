@@ -100,9 +100,11 @@ fn err(e: Error) -> String {
 
 impl Bsu {
     /// Checks what osci can honour, finds the source OMI and computes the
-    /// input digest.
+    /// input digest. `sensitive` are the template's sensitive variables'
+    /// values, masked in provisioner output.
     pub async fn prepare(
         build: &Build,
+        sensitive: &[Secret],
         client: Client,
         waiters: Arc<Waiters>,
         wait: WaitPolicy,
@@ -170,8 +172,7 @@ impl Bsu {
                 .collect(),
         };
         let digest = digest(build, &source, &region, &inputs);
-        let sensitive = build
-            .sensitive_values
+        let sensitive = sensitive
             .iter()
             .chain(&config.ssh_password)
             .chain(&config.ssh_bastion_password)
@@ -578,23 +579,23 @@ impl Bsu {
         let mut host = None;
         if ssh {
             // Linking a public IP changed the VM's addresses: read it again,
-            // a few times if it shows none yet.
+            // a few times if it shows none yet (C9).
             for attempt in 0..3 {
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
                 if let Some(current) = self
-                    .client
-                    .read_all(&ReadVmsRequest::id(vm.vm_id.clone()))
+                    .waiters
+                    .vm(&vm.vm_id, "running", &self.wait)
                     .await
                     .map_err(err)?
-                    .into_iter()
-                    .next()
                 {
                     vm = current;
                 }
                 host = communicator::host(&self.config, &vm);
-                if host.is_some() || attempt == 2 {
+                if host.is_some() {
                     break;
                 }
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
             if host.is_none() {
                 return Err(format!(

@@ -17,6 +17,8 @@ use crate::template::{BsuConfig, Provisioner, parse_go_duration};
 /// The SDK's defaults.
 const DEFAULT_HANDSHAKE_ATTEMPTS: u32 = 10;
 const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// The template's default, should a value not parse (it was checked at load).
+const DEFAULT_SSH_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Options osci does not honour yet, refused at plan time rather than
 /// ignored.
@@ -155,24 +157,20 @@ pub fn settings(
             },
         }),
     };
-    let duration = |value: &Option<String>, default: Duration| {
-        value
-            .as_deref()
-            .and_then(parse_go_duration)
-            .unwrap_or(default)
-    };
+    // Both were checked when the template was loaded.
+    let keep_alive = config
+        .ssh_keep_alive_interval
+        .as_deref()
+        .and_then(parse_go_duration)
+        .unwrap_or(DEFAULT_KEEP_ALIVE);
     Ok(Settings {
         target,
         bastion,
-        timeout: duration(&Some(config.ssh_timeout.clone()), Duration::from_secs(300)),
+        timeout: parse_go_duration(&config.ssh_timeout).unwrap_or(DEFAULT_SSH_TIMEOUT),
         handshake_attempts: config
             .ssh_handshake_attempts
             .unwrap_or(DEFAULT_HANDSHAKE_ATTEMPTS),
-        keep_alive: Some(duration(
-            &config.ssh_keep_alive_interval,
-            DEFAULT_KEEP_ALIVE,
-        ))
-        .filter(|d| !d.is_zero()),
+        keep_alive: Some(keep_alive).filter(|d| !d.is_zero()),
         pty: config.ssh_pty,
     })
 }

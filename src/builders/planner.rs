@@ -72,6 +72,7 @@ pub async fn plan(
     for build in &template.builds {
         let bsu = Bsu::prepare(
             build,
+            &template.sensitive_values,
             client.clone(),
             Arc::clone(&waiters),
             wait_policy(),

@@ -70,9 +70,6 @@ pub struct Build {
     /// The template's folder: relative paths of scripts and uploads are
     /// read from there.
     pub template_dir: PathBuf,
-    /// The template's `sensitive-variables` values, masked in provisioner
-    /// output.
-    pub sensitive_values: Vec<Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -240,7 +237,6 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
             config,
             provisioners: build_provisioners,
             template_dir: template_dir.clone(),
-            sensitive_values: vars.values_of(&sensitive),
         });
     }
     Ok(Template {
