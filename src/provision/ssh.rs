@@ -121,7 +121,6 @@ enum Failure {
 pub struct Session {
     settings: Settings,
     connection: tokio::sync::Mutex<Connection>,
-    address: String,
 }
 
 /// One SSH connection to the target.
@@ -142,7 +141,6 @@ pub async fn connect(
     Ok(Session {
         settings: settings.clone(),
         connection: tokio::sync::Mutex::new(connection),
-        address: settings.target.address(),
     })
 }
 
@@ -324,7 +322,7 @@ pub fn quote(text: &str) -> String {
 impl Session {
     fn error(&self, e: impl std::fmt::Display) -> SshError {
         SshError::Session {
-            address: self.address.clone(),
+            address: self.settings.target.address(),
             message: e.to_string(),
         }
     }
