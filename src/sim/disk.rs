@@ -41,15 +41,21 @@ fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> String {
     format!("{what} {}: {e}", path.display())
 }
 
-/// A system program: on PATH, or in the sbin folders a non-login root
-/// shell may leave off it (`mkfs.ext4`, `debugfs`, `chroot`, `mknod`).
-pub fn tool(name: &str) -> PathBuf {
+/// A program of this machine: on PATH, or in the standard folders a
+/// non-login root shell may leave off it (`mkfs.ext4`, `debugfs`, `chroot`
+/// and `mknod` live in sbin).
+pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// [`find_program`], or the bare name (whose failure to run then says it
+/// is missing).
+pub fn tool(name: &str) -> PathBuf {
+    find_program(name).unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// Runs a tool, answering its error output when it fails.

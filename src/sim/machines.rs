@@ -178,20 +178,29 @@ impl Machines {
             };
             let _ = r.power.send(false);
             r.machine.kill_all();
-            if let Some((volume, partition)) = &r.root
-                && world.volumes.contains_key(volume)
-                && let Err(e) = self.disks.flush(volume, *partition, &r.machine.root)
-            {
-                // The tree is kept: a start boots from it again.
-                console(
-                    world,
-                    &vm_id,
-                    &format!("flushing the root disk failed: {e}"),
-                );
-                continue;
-            }
-            let _ = std::fs::remove_dir_all(self.dir.join(&vm_id));
+            self.retire(world, &vm_id, r.root);
         }
+    }
+
+    /// Where a VM's root filesystem is unpacked while it runs.
+    fn tree(&self, vm_id: &str) -> PathBuf {
+        self.dir.join(vm_id).join("root")
+    }
+
+    /// Writes a VM's tree back to its root volume (if the volume is still
+    /// there) and removes it. If that fails the tree stays: a start boots
+    /// from it again.
+    fn retire(&self, world: &mut World, vm_id: &str, root: Option<(String, Partition)>) {
+        let tree = self.tree(vm_id);
+        if let Some((volume, partition)) = root
+            && world.volumes.contains_key(&volume)
+            && tree.is_dir()
+            && let Err(e) = self.disks.flush(&volume, partition, &tree)
+        {
+            console(world, vm_id, &format!("flushing the root disk failed: {e}"));
+            return;
+        }
+        let _ = std::fs::remove_dir_all(self.dir.join(vm_id));
     }
 
     /// Trees a previous simulator left for VMs that no longer run: written
@@ -209,20 +218,11 @@ impl Machines {
             {
                 continue;
             }
-            let tree = entry.path().join("root");
-            if let Some(volume) = root_volume(world, &vm_id)
-                && tree.is_dir()
-                && let Ok(Some(partition)) = self.disks.root_partition(&volume)
-                && let Err(e) = self.disks.flush(&volume, partition, &tree)
-            {
-                console(
-                    world,
-                    &vm_id,
-                    &format!("flushing the root disk failed: {e}"),
-                );
-                continue;
-            }
-            let _ = std::fs::remove_dir_all(entry.path());
+            let root = root_volume(world, &vm_id).and_then(|volume| {
+                let partition = self.disks.root_partition(&volume).ok().flatten()?;
+                Some((volume, partition))
+            });
+            self.retire(world, &vm_id, root);
         }
     }
 
@@ -235,7 +235,7 @@ impl Machines {
             .collect();
         for vm_id in booting {
             let (power, powered) = watch::channel(true);
-            let tree = self.dir.join(&vm_id).join("root");
+            let tree = self.tree(&vm_id);
             let root = match self.boot(world, &vm_id, &tree) {
                 Ok(root) => root,
                 Err(e) => {

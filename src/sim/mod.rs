@@ -302,8 +302,9 @@ impl Sim {
             fail_later,
         };
         let value = ops::dispatch(&mut ctx, operation, body)?;
-        machines.reconcile(&mut world);
+        // A read changes nothing the machines follow.
         if !ops::is_read(operation) {
+            machines.reconcile(&mut world);
             persist(&self.state_file, &world).map_err(SimError::internal)?;
         }
         Ok(value)

@@ -168,7 +168,7 @@ pub async fn serve(
 }
 
 /// The server configuration every simulated VM uses: one host key per
-/// simulator, public key authentication only.
+/// simulator; keys, and passwords where cloud-init allowed them.
 pub fn config(host_key: russh::keys::PrivateKey) -> russh::server::Config {
     russh::server::Config {
         methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
@@ -191,12 +191,24 @@ struct Connection {
 }
 
 impl Connection {
-    /// The keys the VM trusts for `user`: root's, and the user's own.
+    /// The keys the VM trusts for `user`: those of the `authorized_keys`
+    /// in the user's home, as `/etc/passwd` gives it. A user the VM does
+    /// not know has none.
     fn authorized(&self, user: &str) -> Vec<PublicKey> {
-        let mut files = vec!["root/.ssh/authorized_keys".to_string()];
-        if !user.is_empty() && !user.contains('/') && user != "root" {
-            files.push(format!("home/{user}/.ssh/authorized_keys"));
-        }
+        let passwd = inside(&self.machine.root, "etc/passwd")
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .unwrap_or_default();
+        let files: Vec<String> = passwd
+            .lines()
+            .map(|line| line.split(':').collect::<Vec<_>>())
+            .find(|fields| fields.first() == Some(&user))
+            .and_then(|fields| {
+                fields
+                    .get(5)
+                    .map(|home| format!("{home}/.ssh/authorized_keys"))
+            })
+            .into_iter()
+            .collect();
         files
             .iter()
             .filter_map(|f| inside(&self.machine.root, f))

@@ -83,7 +83,7 @@ pub fn build(root: &Path, image_name: &str) -> Result<(), String> {
     set_mode(&root.join("root"), 0o700).map_err(|e| io("root", e))?;
     let mut libraries = BTreeSet::new();
     for program in PROGRAMS {
-        let Some(path) = which(program) else {
+        let Some(path) = super::disk::find_program(program) else {
             continue;
         };
         let dest = root.join("usr/bin").join(program);
@@ -151,15 +151,6 @@ exec "$@"
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-
-/// The program `name` on this machine's PATH (the standard one if unset).
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .chain(["/usr/bin".into(), "/bin".into()])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
 }
 
 /// The shared libraries (and the loader) `program` needs, as `ldd` names
