@@ -42,6 +42,15 @@ fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// A private key file, as `ssh` and `ssh-add` want it (mode 0600).
+fn write_key(path: &Path, key: &russh::keys::PrivateKey) {
+    let pem = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .unwrap();
+    write(path, pem.as_bytes());
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+}
+
 /// A keypair and a security group open on port 22 from loopback: what a
 /// user needs to log into a VM.
 async fn login_kit(client: &Client, name: &str) -> (String, Arc<russh::keys::PrivateKey>, String) {
@@ -436,16 +445,7 @@ async fn a_bastion_leads_to_the_build_vm() {
     let sim = common::SimProcess::start(&[]);
     let client = sim_client(&sim);
     let w = Workspace::new();
-    let (keypair, _, group) = login_kit(&client, "jump").await;
-    let pem = client
-        .call(&CreateKeypairRequest {
-            keypair_name: "jump-key-file".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .keypair;
-    let _ = keypair;
+    let (keypair, key, group) = login_kit(&client, "jump").await;
     let catalogue = client
         .read_all(&ReadImagesRequest {
             filters: Some(FiltersImage {
@@ -457,11 +457,8 @@ async fn a_bastion_leads_to_the_build_vm() {
         .await
         .unwrap()
         .remove(0);
-    let bastion = launch(&client, &catalogue.image_id, "jump-key-file", &group).await;
-    write(
-        &w.path().join("jump.pem"),
-        pem.private_key.unwrap().expose().as_bytes(),
-    );
+    let bastion = launch(&client, &catalogue.image_id, &keypair, &group).await;
+    write_key(&w.path().join("jump.pem"), &key);
     w.template_with(
         "web",
         ssh_builder(json!({
@@ -521,16 +518,8 @@ async fn ssh_agent_auth_logs_in_with_the_agents_key() {
     let (sim, client) = w.client();
     let (keypair, key, group) = login_kit(&client, "agent").await;
     drop((sim, client));
-    let pem = key
-        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
-        .unwrap();
     let key_file = w.path().join("agent.pem");
-    write(&key_file, pem.as_bytes());
-    std::fs::set_permissions(
-        &key_file,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    write_key(&key_file, &key);
     let socket = w.path().join("agent.sock");
     let mut agent = std::process::Command::new("ssh-agent")
         .arg("-D")

@@ -31,7 +31,7 @@ pytestmark = [
 ]
 
 
-def _ssh(key_file, host, command, timeout=30):
+def _ssh(key_file, host, command, timeout=30, user="outscale"):
     return subprocess.run(
         [
             "ssh", "-i", str(key_file),
@@ -41,7 +41,7 @@ def _ssh(key_file, host, command, timeout=30):
             "-o", "UserKnownHostsFile=/dev/null",
             "-o", "ConnectTimeout=5",
             "-o", "LogLevel=ERROR",
-            f"outscale@{host}", command,
+            f"{user}@{host}", command,
         ],
         capture_output=True, text=True, timeout=timeout,
     )
@@ -100,6 +100,10 @@ def test_keypair_launch_ssh_and_image_carries_files(gw, tmp_path):
     refused = _ssh(other_key, host, "true")
     assert refused.returncode == 255
     assert "Permission denied" in refused.stderr, refused.stderr
+    # The right key, but for a user the VM does not have.
+    stranger = _ssh(key, host, "true", user="nobody")
+    assert stranger.returncode == 255
+    assert "Permission denied" in stranger.stderr, stranger.stderr
 
     # The image of the stopped VM carries the file; a VM launched from it
     # (by the README's examples/launch-vm.py) shows it.
