@@ -576,8 +576,9 @@ fn exit_codes_retries_and_timeouts() {
         json!({}),
         json!([
             {"type": "shell-local", "inline": ["exit 3"], "valid_exit_codes": [0, 3]},
-            // Fails the first time, succeeds the second.
-            {"type": "shell-local", "max_retries": 2,
+            // Fails the first time, succeeds the second; options are
+            // weakly typed, as in Packer ("2" is 2).
+            {"type": "shell-local", "max_retries": "2",
              "inline": ["if [ -e tried ]; then echo second try; else touch tried; exit 1; fi"]},
         ]),
     );

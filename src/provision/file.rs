@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::ssh::Session;
 use super::{Context, ProvisionError, local_path};
+use crate::template::weak;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -23,6 +24,7 @@ pub struct File {
     direction: Option<String>,
     /// The source is made by an earlier step: it need not exist at plan
     /// time (and the digest cannot cover it).
+    #[serde(deserialize_with = "weak::bool")]
     generated: bool,
 }
 

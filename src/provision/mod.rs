@@ -128,17 +128,13 @@ fn check(p: &Provisioner) -> Result<Checked, ProvisionError> {
     let mut config = config.clone();
     let pause_before = duration(&mut config, "pause_before", &at)?.unwrap_or_default();
     let timeout = duration(&mut config, "timeout", &at)?;
-    let max_retries = match config.remove("max_retries") {
-        None | Some(Value::Null) => 0,
-        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or(0) as u32,
-        Some(Value::String(s)) if s.parse::<u32>().is_ok() => s.parse().unwrap_or(0),
-        Some(other) => {
-            return Err(ProvisionError::Config {
-                at,
-                message: format!("max_retries: expected a count, not {other}"),
-            });
-        }
-    };
+    // Weakly typed, as Packer reads it: `"3"` is 3.
+    let max_retries =
+        crate::template::weak::int::<_, u32>(config.remove("max_retries").unwrap_or(Value::Null))
+            .map_err(|e| ProvisionError::Config {
+            at: at.clone(),
+            message: format!("max_retries: {e}"),
+        })?;
     let step = match p.kind.as_str() {
         "shell" => Step::Shell(shell::Shell::check(options(config, &at)?, &at)?),
         "file" => Step::File(file::File::check(options(config, &at)?, &at)?),

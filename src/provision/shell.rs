@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::ssh::{Exit, Session, quote};
 use super::{Context, Lines, ProvisionError, environment, exit_ok, local_path, vars_string};
-use crate::template::render_provisioner;
+use crate::template::{render_provisioner, weak};
 
 const DEFAULT_EXECUTE: &str = "chmod +x {{.Path}}; {{.Vars}} {{.Path}}";
 const DEFAULT_EXECUTE_ENV_FILE: &str = "chmod +x {{.Path}}; . {{.EnvVarFile}} && {{.Path}}";
@@ -27,11 +27,15 @@ pub struct Shell {
     remote_folder: Option<String>,
     remote_file: Option<String>,
     remote_path: Option<String>,
+    #[serde(deserialize_with = "weak::bool")]
     expect_disconnect: bool,
     valid_exit_codes: Option<Vec<u32>>,
+    #[serde(deserialize_with = "weak::bool")]
     skip_clean: bool,
+    #[serde(deserialize_with = "weak::bool")]
     binary: bool,
     env_var_format: Option<String>,
+    #[serde(deserialize_with = "weak::bool")]
     use_env_var_file: bool,
     start_retry_timeout: Option<String>,
     pause_after: Option<String>,

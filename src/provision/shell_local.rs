@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
 use super::{Context, Lines, ProvisionError, environment, exit_ok, local_path, vars_string};
-use crate::template::render_provisioner;
+use crate::template::{render_provisioner, weak};
 
 const DEFAULT_SHEBANG: &str = "/bin/sh -e";
 
@@ -28,7 +28,7 @@ pub struct ShellLocal {
     valid_exit_codes: Option<Vec<u32>>,
     only_on: Vec<String>,
     /// Windows Subsystem for Linux paths: nothing to translate here.
-    #[serde(rename = "use_linux_pathing")]
+    #[serde(rename = "use_linux_pathing", deserialize_with = "weak::bool")]
     _use_linux_pathing: bool,
     tempfile_extension: Option<String>,
 }

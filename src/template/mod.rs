@@ -18,7 +18,7 @@ mod isotime;
 mod json;
 mod provisioners;
 mod variables;
-mod weak;
+pub(crate) mod weak;
 
 use std::path::{Path, PathBuf};
 

@@ -58,15 +58,15 @@ fn integer_name<T>() -> &'static str {
     }
 }
 
-pub(super) fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+pub(crate) fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     opt_bool(d).map(Option::unwrap_or_default)
 }
 
-pub(super) fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+pub(crate) fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     parse_bool(&Value::deserialize(d)?).map_err(D::Error::custom)
 }
 
-pub(super) fn int<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn int<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: TryFrom<i64> + Default,
@@ -74,7 +74,7 @@ where
     opt_int(d).map(Option::unwrap_or_default)
 }
 
-pub(super) fn opt_int<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+pub(crate) fn opt_int<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: TryFrom<i64>,
@@ -83,7 +83,7 @@ where
 }
 
 /// A secret whose wrong-typed value is not repeated in the error.
-pub(super) fn opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+pub(crate) fn opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(Secret::new(s))),
@@ -93,7 +93,7 @@ pub(super) fn opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secre
 
 /// Filter values: single strings, also written as numbers or booleans
 /// (`"is-default": true`).
-pub(super) fn scalar_map<'de, D: Deserializer<'de>>(
+pub(crate) fn scalar_map<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {
     let map = BTreeMap::<String, Value>::deserialize(d)?;
