@@ -331,6 +331,17 @@ async fn sleep(duration: Duration, ctx: &Context<'_>) -> Result<(), ProvisionErr
     Ok(())
 }
 
+/// Inline commands as one script, as Packer writes them: the shebang
+/// line, then each command on its own line.
+fn inline_script(shebang: &str, commands: &[String]) -> Vec<u8> {
+    let mut text = format!("#!{shebang}\n");
+    for command in commands {
+        text.push_str(command);
+        text.push('\n');
+    }
+    text.into_bytes()
+}
+
 /// Splits a byte stream into lines for [`Context::output`].
 struct Lines<'a> {
     pending: Vec<u8>,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::ssh::{Exit, Session, quote};
+use super::ssh::{Exit, Session, Stream, quote};
 use super::{Context, Lines, ProvisionError, environment, exit_ok, local_path, vars_string};
 use crate::template::{render_provisioner, weak};
 
@@ -94,14 +94,9 @@ impl Shell {
     fn scripts(&self, ctx: &Context<'_>, at: &str) -> Result<Vec<Script>, ProvisionError> {
         if !self.inline.is_empty() {
             let shebang = self.inline_shebang.as_deref().unwrap_or(DEFAULT_SHEBANG);
-            let mut text = format!("#!{shebang}\n");
-            for line in &self.inline {
-                text.push_str(line);
-                text.push('\n');
-            }
             return Ok(vec![Script {
                 name: "inline script".into(),
-                bytes: text.into_bytes(),
+                bytes: super::inline_script(shebang, &self.inline),
             }]);
         }
         self.script_paths()
@@ -217,11 +212,17 @@ impl Shell {
                     message: format!("execute_command: {e}"),
                 }
             })?;
-            let mut lines = Lines::new(ctx.output);
+            // A line each stream: a partial line of one is not glued to the
+            // other's.
+            let (mut out, mut err) = (Lines::new(ctx.output), Lines::new(ctx.output));
             let exit = session
-                .exec(&command, &[], &mut |_, data| lines.push(data))
+                .exec(&command, &[], &mut |stream, data| match stream {
+                    Stream::Stdout => out.push(data),
+                    Stream::Stderr => err.push(data),
+                })
                 .await;
-            lines.finish();
+            out.finish();
+            err.finish();
             match exit.map_err(ssh)? {
                 Exit::Status(code) if exit_ok(&self.valid_exit_codes, code) => {}
                 Exit::Status(code) => {

@@ -33,6 +33,19 @@ pub struct ShellLocal {
     tempfile_extension: Option<String>,
 }
 
+/// Hands what `reader` gives to `output`, line by line.
+async fn pump(mut reader: impl tokio::io::AsyncRead + Unpin, output: &(dyn Fn(&str) + Sync)) {
+    let mut lines = Lines::new(output);
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = reader.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        lines.push(&buf[..n]);
+    }
+    lines.finish();
+}
+
 impl ShellLocal {
     pub fn check(self, at: &str) -> Result<ShellLocal, ProvisionError> {
         super::exactly_one(
@@ -86,12 +99,10 @@ impl ShellLocal {
         let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
         if !inline.is_empty() {
             let shebang = self.inline_shebang.as_deref().unwrap_or(DEFAULT_SHEBANG);
-            let mut text = format!("#!{shebang}\n");
-            for line in &inline {
-                text.push_str(line);
-                text.push('\n');
-            }
-            bodies.push(("inline script".to_string(), text.into_bytes()));
+            bodies.push((
+                "inline script".to_string(),
+                super::inline_script(shebang, &inline),
+            ));
         }
         for s in self.local_files() {
             let path = local_path(ctx.base_dir, &s);
@@ -148,27 +159,9 @@ impl ShellLocal {
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| failed(format!("starting {}: {e}", argv[0])))?;
-            let mut stdout = child.stdout.take().expect("piped");
-            let mut stderr = child.stderr.take().expect("piped");
-            let lines = std::sync::Mutex::new(Lines::new(ctx.output));
-            let pump = |mut reader: Box<dyn tokio::io::AsyncRead + Unpin + Send>| {
-                let lines = &lines;
-                async move {
-                    let mut buf = [0u8; 8192];
-                    while let Ok(n) = reader.read(&mut buf).await {
-                        if n == 0 {
-                            break;
-                        }
-                        if let Ok(mut l) = lines.lock() {
-                            l.push(&buf[..n]);
-                        }
-                    }
-                }
-            };
-            tokio::join!(pump(Box::new(&mut stdout)), pump(Box::new(&mut stderr)));
-            if let Ok(mut l) = lines.lock() {
-                l.finish();
-            }
+            let stdout = child.stdout.take().expect("piped");
+            let stderr = child.stderr.take().expect("piped");
+            tokio::join!(pump(stdout, ctx.output), pump(stderr, ctx.output));
             let status = child
                 .wait()
                 .await
