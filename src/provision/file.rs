@@ -6,7 +6,7 @@
 //! `destination/…`.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -105,7 +105,7 @@ impl File {
                 continue;
             }
             let local = local_path(ctx.base_dir, &source);
-            let files = walk(&local).map_err(|e| ProvisionError::Failed {
+            let files = super::files_under(&local).map_err(|e| ProvisionError::Failed {
                 at: at.to_string(),
                 message: format!("reading {}: {e}", local.display()),
             })?;
@@ -201,28 +201,4 @@ fn read(path: &Path, at: &str) -> Result<(Vec<u8>, u32), ProvisionError> {
         .mode()
         & 0o7777;
     Ok((bytes, mode))
-}
-
-/// The files under `root` (relative path, full path), or `root` itself if
-/// it is a file.
-fn walk(root: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    if !root.is_dir() {
-        std::fs::metadata(root)?;
-        return Ok(out);
-    }
-    let mut stack = vec![(String::new(), root.to_path_buf())];
-    while let Some((prefix, dir)) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-            if entry.file_type()?.is_dir() {
-                stack.push((format!("{name}/"), entry.path()));
-            } else {
-                out.push((name, entry.path()));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }

@@ -182,40 +182,45 @@ pub fn inputs(
             Step::ShellLocal(s) => s.local_files(),
         };
         for path in files {
-            read_tree(&local_path(base_dir, &path), &path, &checked.at, &mut out)?;
+            let root = local_path(base_dir, &path);
+            let error = |e: std::io::Error| ProvisionError::Config {
+                at: checked.at.clone(),
+                message: format!("reading {}: {e}", root.display()),
+            };
+            for (relative, file) in files_under(&root).map_err(error)? {
+                let name = if relative.is_empty() {
+                    path.clone()
+                } else {
+                    format!("{path}/{relative}")
+                };
+                out.push((name, std::fs::read(&file).map_err(error)?));
+            }
         }
     }
     Ok(out)
 }
 
-/// Reads a file, or every file under a folder (in name order), into `out`.
-fn read_tree(
-    path: &Path,
-    name: &str,
-    at: &str,
-    out: &mut Vec<(String, Vec<u8>)>,
-) -> Result<(), ProvisionError> {
-    let error = |e: std::io::Error| ProvisionError::Config {
-        at: at.to_string(),
-        message: format!("reading {}: {e}", path.display()),
-    };
-    if path.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)
-            .map_err(error)?
-            .filter_map(Result::ok)
-            .map(|e| e.file_name())
-            .collect();
-        entries.sort();
-        for entry in entries {
-            let child = format!("{name}/{}", entry.to_string_lossy());
-            read_tree(&path.join(&entry), &child, at, out)?;
-        }
-        Ok(())
-    } else {
-        let bytes = std::fs::read(path).map_err(error)?;
-        out.push((name.to_string(), bytes));
-        Ok(())
+/// The files under `root` (path relative to it, full path), in name
+/// order; `root` itself, with an empty relative path, if it is a file.
+fn files_under(root: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    if !std::fs::metadata(root)?.is_dir() {
+        return Ok(vec![(String::new(), root.to_path_buf())]);
     }
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), root.to_path_buf())];
+    while let Some((prefix, dir)) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.file_type()?.is_dir() {
+                stack.push((format!("{name}/"), entry.path()));
+            } else {
+                out.push((name, entry.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Runs the provisioners in order on `session` (`None` with communicator
