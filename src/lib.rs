@@ -7,6 +7,7 @@ pub mod graph;
 pub mod oapi;
 pub mod plan;
 pub mod provision;
+pub mod secret;
 pub mod sim;
 pub mod state;
 pub mod template;

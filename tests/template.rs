@@ -48,24 +48,27 @@ fn full_template_loads_with_the_right_values() {
     let c = &web.config;
 
     // -var beats -var-file beats the default; -var-file beats the default.
-    assert_eq!(c.launch_block_device_mappings[0].volume_size, Some(20));
-    assert_eq!(c.region.as_deref(), Some("cloudgouv-eu-west-1"));
-    assert_eq!(c.vm_type, "tinav5.c2r4p2");
+    assert_eq!(
+        c.block_devices.launch_block_device_mappings[0].volume_size,
+        Some(20)
+    );
+    assert_eq!(c.access.region.as_deref(), Some("cloudgouv-eu-west-1"));
+    assert_eq!(c.run.vm_type, "tinav5.c2r4p2");
 
     // Access, with the seeds' endpoint alias and paths from the template's directory.
-    assert_eq!(c.access_key.as_deref(), Some("AKIAEXAMPLE"));
+    assert_eq!(c.access.access_key.as_deref(), Some("AKIAEXAMPLE"));
     assert_eq!(
-        c.secret_key.as_ref().map(|s| s.expose()),
+        c.access.secret_key.as_ref().map(|s| s.expose()),
         Some("secret/EXAMPLE")
     );
     assert_eq!(
-        c.custom_endpoint_oapi.as_deref(),
+        c.access.custom_endpoint_oapi.as_deref(),
         Some("outscale.com/oapi/latest")
     );
-    assert_eq!(c.x509_cert_path, Some(dir.join("certs/client.pem")));
+    assert_eq!(c.access.x509_cert_path, Some(dir.join("certs/client.pem")));
 
     // The source filter, with `filter` blocks merged and owners interpolated.
-    let filter = c.source_omi_filter.as_ref().unwrap();
+    let filter = c.run.source_omi_filter.as_ref().unwrap();
     assert_eq!(
         filter.filters,
         tags(&[
@@ -76,36 +79,36 @@ fn full_template_loads_with_the_right_values() {
     );
     assert_eq!(filter.owners, ["Outscale", "123456789012"]);
     assert!(filter.most_recent);
-    let subnet = c.subnet_filter.as_ref().unwrap();
+    let subnet = c.run.subnet_filter.as_ref().unwrap();
     assert_eq!(subnet.filters, tags(&[("available-ips-counts", "10")]));
     assert!(subnet.most_free && !subnet.random);
 
     // Conveniences folded into their fields.
-    assert_eq!(c.security_group_ids, ["sg-12345678"]);
+    assert_eq!(c.run.security_group_ids, ["sg-12345678"]);
     assert_eq!(
-        c.user_data.as_deref(),
+        c.run.user_data.as_ref().map(|u| u.as_str()),
         Some("#!/bin/sh\necho \"user data for osci\"\n")
     );
 
     // Weakly typed values and defaults.
-    assert_eq!(c.ssh_port, 22);
-    assert!(c.ssh_pty);
-    assert_eq!(c.ssh_timeout, "5m");
-    assert_eq!(c.shutdown_behavior, "stop");
-    assert_eq!(c.temporary_security_group_source_cidr, "0.0.0.0/0");
-    assert!(!c.force_deregister, "the pipeline renders to \"false\"");
+    assert_eq!(c.comm.ssh_port, 22);
+    assert!(c.comm.ssh_pty);
+    assert_eq!(c.comm.ssh_timeout, "5m");
+    assert_eq!(c.run.shutdown_behavior, "stop");
+    assert_eq!(c.run.temporary_security_group_source_cidr, "0.0.0.0/0");
+    assert!(!c.omi.force_deregister, "the pipeline renders to \"false\"");
 
     // One timestamp for the whole load; clean_omi_name.
-    let (name, label) = c.omi_name.split_once(' ').unwrap();
+    let (name, label) = c.omi.omi_name.split_once(' ').unwrap();
     let timestamp = name.strip_prefix("web-").unwrap();
     assert!(timestamp.parse::<u64>().is_ok(), "{name}");
     assert_eq!(label, "My App- v1-");
-    assert_eq!(c.tags["built"], timestamp);
-    assert_eq!(t.builds[1].config.omi_name, format!("db-{timestamp}"));
+    assert_eq!(c.omi.tags["built"], timestamp);
+    assert_eq!(t.builds[1].config.omi.omi_name, format!("db-{timestamp}"));
 
     // Build variables left for build time; everything else rendered.
     assert_eq!(
-        c.tags,
+        c.omi.tags,
         tags(&[
             ("Name", "web"),
             ("built", timestamp),
@@ -113,31 +116,31 @@ fn full_template_loads_with_the_right_values() {
             ("web-region", "{{ .BuildRegion }}"),
         ])
     );
-    assert_eq!(c.snapshot_tags, tags(&[("app", "web")]));
+    assert_eq!(c.omi.snapshot_tags, tags(&[("app", "web")]));
     assert_eq!(
-        c.run_tags,
+        c.run.run_tags,
         tags(&[("Name", "osci web"), ("region", "{{ .BuildRegion }}")])
     );
     assert_eq!(
-        c.omi_description,
+        c.omi.omi_description,
         "web from {{ .SourceOMIName }} ({{ .SourceOMITags.os }})"
     );
 
     // Docs-only names accepted.
-    assert_eq!(c.snapshot_users, ["123456789012"]);
-    assert_eq!(c.snapshot_groups, ["all"]);
-    assert_eq!(c.omi_virtualization_type.as_deref(), Some("hvm"));
-    let sdb = &c.launch_block_device_mappings[1];
+    assert_eq!(c.omi.snapshot_users, ["123456789012"]);
+    assert_eq!(c.omi.snapshot_groups, ["all"]);
+    assert_eq!(c.omi.omi_virtualization_type.as_deref(), Some("hvm"));
+    let sdb = &c.block_devices.launch_block_device_mappings[1];
     assert_eq!(
         (sdb.iops, sdb.virtual_name.as_deref()),
         (Some(3000), Some("ephemeral0"))
     );
-    assert!(c.launch_block_device_mappings[2].no_device);
+    assert!(c.block_devices.launch_block_device_mappings[2].no_device);
 
     let db = &t.builds[1].config;
-    assert_eq!(db.source_omi.as_deref(), Some("ami-12345678"));
-    assert!(!db.insecure_skip_tls_verify);
-    assert_eq!(db.communicator, "ssh");
+    assert_eq!(db.run.source_omi.as_deref(), Some("ami-12345678"));
+    assert!(!db.access.insecure_skip_tls_verify);
+    assert_eq!(db.comm.communicator, "ssh");
 
     assert_eq!(
         t.sensitive_values
@@ -189,11 +192,14 @@ fn build_variables_render_at_build_time() {
         source_omi_tags: tags(&[("os", "linux")]),
     };
     let render = |s: &str| render_build_vars(s, &vars).unwrap();
-    assert_eq!(render(&c.tags["source"]), "Ubuntu 22.04 (x86_64)- 2024-");
-    assert_eq!(render(&c.tags["web-region"]), "eu-west-2");
-    assert_eq!(render(&c.run_volume_tags["built-from"]), "ami-87654321");
     assert_eq!(
-        render(&c.omi_description),
+        render(&c.omi.tags["source"]),
+        "Ubuntu 22.04 (x86_64)- 2024-"
+    );
+    assert_eq!(render(&c.omi.tags["web-region"]), "eu-west-2");
+    assert_eq!(render(&c.run.run_volume_tags["built-from"]), "ami-87654321");
+    assert_eq!(
+        render(&c.omi.omi_description),
         "web from Ubuntu 22.04 (x86_64): 2024* (linux)"
     );
     assert_eq!(render("no actions"), "no actions");
@@ -216,6 +222,7 @@ fn overrides_carry_the_access_keys() {
     let t = load_full();
     let o = t.builds[0]
         .config
+        .access
         .overrides("template full.json, build \"web\"".into());
     assert_eq!(o.origin, "template full.json, build \"web\"");
     assert_eq!(o.access_key.as_deref(), Some("AKIAEXAMPLE"));
@@ -228,7 +235,7 @@ fn overrides_carry_the_access_keys() {
         o.insecure_skip_tls_verify, None,
         "false does not override the environment"
     );
-    let db = t.builds[1].config.overrides(String::new());
+    let db = t.builds[1].config.access.overrides(String::new());
     assert_eq!(db.access_key, None);
     assert_eq!(
         db.custom_endpoint_oapi.as_deref(),
@@ -241,8 +248,8 @@ fn minimal_template_loads() {
     let t = load(&fixture("minimal.json"), &LoadOptions::default()).unwrap();
     let build = &t.builds[0];
     assert_eq!(build.name, "outscale-bsu");
-    assert_eq!(build.config.source_omi.as_deref(), Some("ami-cd8d714e"));
-    assert!(build.config.omi_name.starts_with("packer-quick-start "));
+    assert_eq!(build.config.run.source_omi.as_deref(), Some("ami-cd8d714e"));
+    assert!(build.config.omi.omi_name.starts_with("packer-quick-start "));
     assert_eq!(build.provisioners.len(), 1);
 }
 
@@ -515,13 +522,22 @@ fn empty_values_are_unset_and_binary_user_data_is_encoded() {
     let t = load(&path, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     let c = &t.builds[0].config;
     assert_eq!(
-        (c.access_key.as_deref(), c.secret_key.is_none()),
+        (
+            c.access.access_key.as_deref(),
+            c.access.secret_key.is_none()
+        ),
         (None, true)
     );
-    assert_eq!(c.ssh_private_key_file, None);
-    assert_eq!(c.shutdown_behavior, "stop");
-    assert_eq!(c.launch_block_device_mappings[0].volume_type, None);
-    assert_eq!(c.user_data.as_deref(), Some("H4v/AA=="));
+    assert_eq!(c.comm.ssh_private_key_file, None);
+    assert_eq!(c.run.shutdown_behavior, "stop");
+    assert_eq!(
+        c.block_devices.launch_block_device_mappings[0].volume_type,
+        None
+    );
+    // A binary file goes as the base64 of its bytes, encoded once.
+    let user_data = c.run.user_data.as_ref().unwrap();
+    assert_eq!(user_data.as_str(), "H4v/AA==");
+    assert_eq!(user_data.to_base64(), "H4v/AA==");
 }
 
 #[test]

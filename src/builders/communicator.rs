@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::oapi::Secret;
 use crate::oapi::model::Vm;
 use crate::provision::ssh::{self, Credential, Endpoint, Settings, quote};
 use crate::provision::{self, Context, ProvisionError};
-use crate::template::{BsuConfig, Provisioner, parse_go_duration};
+use crate::secret::Secret;
+use crate::template::{CommConfig, Provisioner, parse_go_duration};
 
 /// The SDK's defaults.
 const DEFAULT_HANDSHAKE_ATTEMPTS: u32 = 10;
@@ -22,7 +22,7 @@ const DEFAULT_SSH_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Options osci does not honour yet, refused at plan time rather than
 /// ignored.
-pub fn unsupported(config: &BsuConfig) -> Option<String> {
+pub fn unsupported(config: &CommConfig) -> Option<String> {
     let not_yet = |key: &str, why: &str| Some(format!("{key}: {why} is not supported yet"));
     if config.communicator == "winrm" {
         return not_yet("communicator \"winrm\"", "WinRM");
@@ -59,25 +59,15 @@ pub fn unsupported(config: &BsuConfig) -> Option<String> {
     None
 }
 
-/// Whether the build makes a temporary keypair (C5): SSH, and no key,
-/// password or keypair of the user's.
-pub fn needs_temporary_keypair(config: &BsuConfig) -> bool {
-    config.communicator == "ssh"
-        && config.ssh_private_key_file.is_none()
-        && config.ssh_password.is_none()
-        && config.ssh_keypair_name.is_none()
-        && !config.ssh_agent_auth
-}
-
 /// The address to connect to (C9). Without `ssh_interface`, a VM outside
 /// a Net is reached on its public IP rather than its public DNS name (the
 /// plugin's choice), which this machine may not resolve.
-pub fn host(config: &BsuConfig, vm: &Vm) -> Option<String> {
+pub fn host(config: &CommConfig, ssh_interface: Option<&str>, vm: &Vm) -> Option<String> {
     if let Some(host) = &config.ssh_host {
         return Some(host.clone());
     }
     let pick = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-    match config.ssh_interface.as_deref() {
+    match ssh_interface {
         Some("public_ip") => pick(&vm.public_ip),
         Some("private_ip") => pick(&vm.private_ip),
         Some("public_dns") => pick(&vm.public_dns_name),
@@ -108,7 +98,7 @@ fn read_key(path: &std::path::Path, key: &str) -> Result<Credential, String> {
 
 /// The target's credential: the temporary key, else the key file, else
 /// the password, else the SSH agent.
-fn credential(config: &BsuConfig, temporary: Option<&Secret>) -> Result<Credential, String> {
+fn credential(config: &CommConfig, temporary: Option<&Secret>) -> Result<Credential, String> {
     if config.ssh_agent_auth && config.ssh_private_key_file.is_none() {
         return Ok(Credential::Agent);
     }
@@ -127,7 +117,7 @@ fn credential(config: &BsuConfig, temporary: Option<&Secret>) -> Result<Credenti
 }
 
 pub fn settings(
-    config: &BsuConfig,
+    config: &CommConfig,
     host: String,
     temporary: Option<&Secret>,
 ) -> Result<Settings, String> {
@@ -178,7 +168,7 @@ pub fn settings(
 /// Connects (unless the communicator is `none`), runs the provisioners,
 /// and removes the temporary key from the VM if asked.
 pub async fn provision(
-    config: &BsuConfig,
+    config: &CommConfig,
     settings: Option<Settings>,
     clear: bool,
     provisioners: &[Provisioner],
@@ -247,7 +237,7 @@ async fn clear_key(session: &ssh::Session, key: &russh::keys::PrivateKey) -> Res
 pub fn build_data(
     vm: &Vm,
     host: Option<&str>,
-    config: &BsuConfig,
+    config: &CommConfig,
     vars: &crate::template::BuildVars,
 ) -> BTreeMap<String, String> {
     let mut data = BTreeMap::from([

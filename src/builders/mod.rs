@@ -1,12 +1,68 @@
-//! Builders turn a template's build into resources and the OUTSCALE calls
-//! that make them. They know OUTSCALE; they know nothing of rendering.
+//! Builders turn a template's builds into nodes and edges of the resource
+//! graph, over shared steps (one module per kind of node, in [`steps`]).
+//! They know OUTSCALE; they know nothing of rendering, and nothing of how
+//! the graph is walked.
 
 pub mod bsu;
+pub mod cloud;
 mod communicator;
 pub mod network;
-pub mod outscale;
 pub mod planner;
+pub mod steps;
+
+use std::sync::Arc;
 
 pub use bsu::Bsu;
-pub use outscale::{OutscaleDestroyer, refresh};
-pub use planner::{PlanError, Planned, account_id, plan, wait_policy};
+pub use cloud::Cloud;
+pub use planner::{PlanError, Planned, connect, plan};
+pub use steps::OutscaleDestroyer;
+
+use crate::graph::{Graph, NodeIndex};
+use crate::oapi::model::Image;
+use crate::secret::Secret;
+use crate::template::{Build, OmiConfig, RunConfig};
+use network::Placement;
+use steps::{BuildRun, Refreshed};
+
+/// What a builder declares from, read at plan time for every build at once.
+pub struct Declare<'a> {
+    pub cloud: &'a Arc<Cloud>,
+    pub refreshed: &'a Arc<Refreshed>,
+    /// The source OMI, resolved.
+    pub source: &'a Image,
+    /// The network ids, resolved from the filters.
+    pub placement: &'a Placement,
+}
+
+/// What a builder declared.
+pub struct Declared {
+    /// What its steps share.
+    pub run: Arc<BuildRun>,
+    /// The OMI's node, if the build makes one.
+    pub image: Option<NodeIndex>,
+}
+
+/// One build of a template: from its options, the nodes and edges that make
+/// its artifact.
+pub trait Builder: Send + Sync {
+    fn name(&self) -> &str;
+
+    /// The source OMI and where the build VM runs.
+    fn run_config(&self) -> &RunConfig;
+
+    /// The OMI the build registers, if it registers one.
+    fn omi(&self) -> Option<&OmiConfig>;
+
+    /// Adds the build's nodes and edges to `graph`.
+    fn declare(&self, input: Declare<'_>, graph: &mut Graph) -> Result<Declared, String>;
+}
+
+/// The builder of a build, checked against what osci can honour in
+/// `region` (without the cloud).
+pub fn prepare(
+    build: &Build,
+    sensitive: &[Secret],
+    region: &str,
+) -> Result<Box<dyn Builder>, String> {
+    Ok(Box::new(Bsu::prepare(build, sensitive, region)?))
+}

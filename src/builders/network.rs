@@ -10,7 +10,16 @@ use std::collections::BTreeMap;
 
 use crate::oapi::Client;
 use crate::oapi::model::*;
-use crate::template::BsuConfig;
+use crate::template::RunConfig;
+
+/// Whether the build's placement needs reading at all.
+pub fn needs_lookup(config: &RunConfig) -> bool {
+    config.net_filter.is_some()
+        || config.subnet_filter.is_some()
+        || config.security_group_filter.is_some()
+        || (config.subnet_id.is_some()
+            && (config.net_id.is_none() || config.subregion_name.is_none()))
+}
 
 /// The network ids a build launches with; empty where the template leaves
 /// the choice to OUTSCALE.
@@ -33,7 +42,7 @@ fn parse<T: std::str::FromStr>(key: &str, filter: &str, value: &str) -> Result<T
 }
 
 /// Resolves the filters of `config` against the account.
-pub async fn resolve(client: &Client, config: &BsuConfig) -> Result<Placement, String> {
+pub async fn resolve(client: &Client, config: &RunConfig) -> Result<Placement, String> {
     let mut placement = Placement {
         net_id: config.net_id.clone(),
         subnet_id: config.subnet_id.clone(),

@@ -1,31 +1,33 @@
-//! Planning a template against the cloud: refresh the state, prepare each
-//! build (source OMI, input digest), diff, and turn OMI name clashes into
-//! force_deregister removals or an error before anything is made.
+//! Planning a template against the cloud: refresh the state and read every
+//! build's source and network (one read per kind for the whole template),
+//! let each builder declare its nodes, diff the graph against the state, and
+//! turn OMI name clashes into `force_deregister` nodes or an error before
+//! anything is made.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::Bsu;
-use super::outscale::refresh;
-use crate::graph::{BuildAction, Deregister};
+use super::cloud::Cloud;
+use super::steps::{self, BuildRun, deregister};
+use super::{Builder, Declare, Declared, network, prepare};
+use crate::graph::{Action, Address, Graph, GraphError, Kind};
 use crate::oapi::model::{FiltersImage, ReadAccountsRequest, ReadImagesRequest};
-use crate::oapi::wait::{WaitPolicy, Waiters};
+use crate::oapi::wait::WaitPolicy;
 use crate::oapi::{Client, Error};
-use crate::plan::{DesiredBuild, Observed, Plan, diff};
-use crate::state::{Kind, State, Status};
-use crate::template::Template;
+use crate::plan::{self, BuildPlan, Deregister, Observed, Plan, Schedule};
+use crate::state::{State, Status};
+use crate::template::{RunConfig, Template};
 
-/// A template planned against the cloud: the plan, and the builds ready to
-/// carry it out.
+/// A template planned against the cloud: the plan, and the schedule of jobs
+/// that carries it out.
 pub struct Planned {
     pub plan: Plan,
-    pub runners: BTreeMap<String, Arc<Bsu>>,
-    pub account_id: String,
+    pub schedule: Schedule,
     /// What refresh saw of each durable state entry (`None`: gone).
     pub observed: Observed,
-    /// Shared by the builds and the cleanup of one apply, so their waits
-    /// share reads.
-    pub waiters: Arc<Waiters>,
+    /// What each recorded node depends on, for the state.
+    pub dependencies: BTreeMap<Address, Vec<Address>>,
+    pub cloud: Arc<Cloud>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,165 +37,212 @@ pub enum PlanError {
     /// A build osci cannot carry out, or a clash found while planning.
     #[error("{0}")]
     Build(String),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
 }
 
-/// How long and how often builds wait for OUTSCALE resources.
-pub fn wait_policy() -> WaitPolicy {
-    WaitPolicy {
-        initial_interval: std::time::Duration::from_millis(500),
-        max_interval: std::time::Duration::from_secs(5),
-        ..WaitPolicy::default()
+impl From<crate::graph::Cycle> for PlanError {
+    fn from(c: crate::graph::Cycle) -> Self {
+        PlanError::Graph(GraphError::Cycle(c))
     }
 }
 
-/// The account the client's credentials belong to.
-pub async fn account_id(client: &Client) -> Result<String, PlanError> {
-    client
+/// The cloud the client reaches: who the credentials belong to.
+pub async fn connect(client: Client, wait: WaitPolicy) -> Result<Arc<Cloud>, PlanError> {
+    let account_id = client
         .call(&ReadAccountsRequest::default())
         .await?
         .accounts
         .into_iter()
         .next()
         .map(|a| a.account_id)
-        .ok_or_else(|| PlanError::Build("ReadAccounts answered no account".into()))
+        .ok_or_else(|| PlanError::Build("ReadAccounts answered no account".into()))?;
+    Ok(Arc::new(Cloud::new(client, wait, account_id)))
 }
 
-/// Plans `template` against the cloud `client` reaches and the `state`.
+/// Plans `template` against the cloud and the `state`.
 pub async fn plan(
-    client: &Client,
+    cloud: &Arc<Cloud>,
     template: &Template,
     state: &State,
 ) -> Result<Planned, PlanError> {
-    let account_id = account_id(client).await?;
-    let observed = refresh(client, state).await?;
-    let waiters = Arc::new(Waiters::new(client));
-    let mut desired = Vec::new();
-    let mut runners = BTreeMap::new();
-    for build in &template.builds {
-        let bsu = Bsu::prepare(
-            build,
-            &template.sensitive_values,
-            client.clone(),
-            Arc::clone(&waiters),
-            wait_policy(),
-            account_id.clone(),
-        )
-        .await
-        .map_err(PlanError::Build)?;
-        desired.push(DesiredBuild {
-            name: build.name.clone(),
-            resources: bsu.resources().map_err(PlanError::Build)?,
-            digest: bsu.digest().to_string(),
-            deregister: Vec::new(),
-            source_omi: bsu.source().image_id.clone(),
-        });
-        runners.insert(build.name.clone(), bsu);
+    let in_build = |name: &str, e: String| PlanError::Build(format!("build \"{name}\": {e}"));
+    let builders: Vec<Box<dyn Builder>> = template
+        .builds
+        .iter()
+        .map(|b| {
+            prepare(b, &template.sensitive_values, cloud.region()).map_err(|e| in_build(&b.name, e))
+        })
+        .collect::<Result<_, _>>()?;
+    let (observed, refreshed) = steps::refresh(cloud, state).await?;
+    let refreshed = Arc::new(refreshed);
+    let runs: Vec<&RunConfig> = builders.iter().map(|b| b.run_config()).collect();
+    let sources = steps::source::resolve(cloud, &runs).await?;
+
+    let mut graph = Graph::new();
+    let mut declared = Vec::new();
+    for (builder, source) in builders.iter().zip(sources) {
+        let name = builder.name();
+        let source = source.map_err(|e| in_build(name, e))?;
+        let placement = network::resolve(&cloud.client, builder.run_config())
+            .await
+            .map_err(|e| in_build(name, e))?;
+        let input = Declare {
+            cloud,
+            refreshed: &refreshed,
+            source: &source,
+            placement: &placement,
+        };
+        declared.push(
+            builder
+                .declare(input, &mut graph)
+                .map_err(|e| in_build(name, e))?,
+        );
     }
-    // Only a build that makes a new OMI can clash with an existing name.
-    let first_pass = diff(&desired, state, &observed);
-    for (d, b) in desired.iter_mut().zip(&first_pass.builds) {
-        let bsu = runners.get_mut(&d.name).expect("one runner per build");
-        if matches!(b.action, Some(BuildAction::Create | BuildAction::Replace))
-            && !bsu.skip_create_omi()
-        {
-            bsu.deregister = same_name_images(client, bsu, &account_id, state).await?;
-            d.deregister = bsu.deregister.clone();
-        }
-    }
-    let plan = diff(&desired, state, &observed);
-    let runners = runners.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+    graph.order()?;
+    let diff = plan::diff(&mut graph, state, &observed);
+    let removals = clashes(cloud, &builders, &declared, &mut graph, state).await?;
+    graph.order()?;
+    let schedule = plan::schedule(&graph, &diff, state);
+    let builds = builders
+        .iter()
+        .zip(&declared)
+        .map(|(b, d)| BuildPlan {
+            name: b.name().to_string(),
+            action: plan::build_action(&graph, b.name()),
+            digest: d.run.digest.clone(),
+            source_omi: d.run.vars.source_omi.clone(),
+            deregister: removals.get(b.name()).cloned().unwrap_or_default(),
+        })
+        .collect();
+    let plan = plan::summarize(&graph, &schedule, &diff, state, &observed, builds);
     Ok(Planned {
         plan,
-        runners,
-        account_id,
+        schedule,
         observed,
-        waiters,
+        dependencies: graph.recorded_dependencies(),
+        cloud: Arc::clone(cloud),
     })
 }
 
-/// The OMIs of this account named like the new one, other than this
-/// build's current OMI when it stays: with force_deregister they go (and
-/// their snapshots with force_delete_snapshot); without, it is an error now
-/// rather than a failed CreateImage later.
-async fn same_name_images(
-    client: &Client,
-    bsu: &Bsu,
-    account_id: &str,
+/// The OMIs of this account named like a new one, other than the build's
+/// current OMI when it stays, all read at once: with force_deregister they
+/// go (and their snapshots with force_delete_snapshot), as nodes the new
+/// OMI waits for; without, it is an error now rather than a failed
+/// CreateImage later.
+async fn clashes(
+    cloud: &Cloud,
+    builders: &[Box<dyn Builder>],
+    declared: &[Declared],
+    graph: &mut Graph,
     state: &State,
-) -> Result<Vec<Deregister>, PlanError> {
-    let images = client
+) -> Result<BTreeMap<String, Vec<Deregister>>, PlanError> {
+    let new: Vec<(&dyn Builder, &Arc<BuildRun>, crate::graph::NodeIndex)> = builders
+        .iter()
+        .zip(declared)
+        .filter_map(|(b, d)| {
+            let image = d.image?;
+            graph
+                .node(image)
+                .action
+                .is_some_and(Action::makes)
+                .then_some((b.as_ref(), &d.run, image))
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    let names: BTreeSet<String> = new
+        .iter()
+        .filter_map(|(b, _, _)| b.omi().map(|o| o.omi_name.clone()))
+        .collect();
+    if names.is_empty() {
+        return Ok(out);
+    }
+    let images = cloud
+        .client
         .read_all(&ReadImagesRequest {
             filters: Some(FiltersImage {
-                image_names: Some(vec![bsu.omi_name().to_string()]),
-                account_ids: Some(vec![account_id.to_string()]),
+                image_names: Some(names.into_iter().collect()),
+                account_ids: Some(vec![cloud.account_id.clone()]),
                 ..Default::default()
             }),
             ..Default::default()
         })
         .await?;
-    let current = state
-        .get(&crate::graph::address(bsu.name(), Kind::Image, None))
-        .filter(|r| r.input_digest.as_deref() == Some(bsu.digest()))
-        .and_then(|r| r.id.clone());
-    let clashing: Vec<_> = images
-        .into_iter()
-        .filter(|i| i.image_name == bsu.omi_name() && Some(&i.image_id) != current.as_ref())
-        .filter(|i| {
+    for (builder, run, image_node) in new {
+        let Some(omi) = builder.omi() else { continue };
+        let name = builder.name();
+        let address = Address::new(name, Kind::Image, None);
+        let current = state
+            .get(address.as_str())
+            .filter(|r| r.input_digest.as_deref() == Some(run.digest.as_str()))
+            .and_then(|r| r.id.clone());
+        let mut clashing: Vec<_> = images
+            .iter()
+            .filter(|i| i.image_name == omi.omi_name && Some(&i.image_id) != current.as_ref())
             // Half-made images of this state are removed as leftovers.
-            !state
-                .resources
-                .iter()
-                .any(|r| r.id.as_deref() == Some(&i.image_id) && r.status != Status::Created)
-        })
-        .collect();
-    if clashing.is_empty() {
-        return Ok(Vec::new());
-    }
-    if !bsu.force_deregister() {
-        let replaced = state
-            .get(&crate::graph::address(bsu.name(), Kind::Image, None))
-            .and_then(|r| r.id.as_ref())
-            .is_some_and(|id| clashing.iter().any(|i| i.image_id == *id));
-        if replaced {
-            return Err(PlanError::Build(format!(
-                "build \"{}\" must be replaced, but its current OMI {} holds the name \"{}\": set \
-                 force_deregister to remove it just before the new one is captured, or give omi_name a \
-                 new value (for example with {{{{timestamp}}}}) to keep both",
-                bsu.name(),
-                clashing
+            .filter(|i| {
+                !state
+                    .resources
                     .iter()
-                    .map(|i| i.image_id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                bsu.omi_name(),
-            )));
+                    .any(|r| r.id.as_deref() == Some(&i.image_id) && r.status != Status::Created)
+            })
+            .collect();
+        if clashing.is_empty() {
+            continue;
         }
-        return Err(PlanError::Build(format!(
-            "build \"{}\": an OMI named \"{}\" already exists in account {account_id} ({}): set \
-             force_deregister to replace it, or choose another omi_name",
-            bsu.name(),
-            bsu.omi_name(),
-            clashing
-                .iter()
-                .map(|i| i.image_id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    // Sorted, so that the plan reads the same whatever order the API answers in.
-    let mut clashing = clashing;
-    clashing.sort_by(|a, b| a.image_id.cmp(&b.image_id));
-    Ok(clashing
-        .into_iter()
-        .map(|i| Deregister {
-            snapshot_ids: if bsu.force_delete_snapshot() {
-                let mut ids = i.snapshot_ids();
-                ids.sort();
-                ids
+        clashing.sort_by(|a, b| a.image_id.cmp(&b.image_id));
+        let ids = clashing
+            .iter()
+            .map(|i| i.image_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !omi.force_deregister {
+            let replaced = state
+                .get(address.as_str())
+                .and_then(|r| r.id.as_ref())
+                .is_some_and(|id| clashing.iter().any(|i| i.image_id == *id));
+            return Err(PlanError::Build(if replaced {
+                format!(
+                    "build \"{name}\" must be replaced, but its current OMI {ids} holds the name \"{}\": set \
+                     force_deregister to remove it just before the new one is captured, or give omi_name a \
+                     new value (for example with {{{{timestamp}}}}) to keep both",
+                    omi.omi_name,
+                )
             } else {
-                Vec::new()
-            },
-            image_id: i.image_id,
-        })
-        .collect())
+                format!(
+                    "build \"{name}\": an OMI named \"{}\" already exists in account {} ({ids}): set \
+                     force_deregister to replace it, or choose another omi_name",
+                    omi.omi_name, cloud.account_id
+                )
+            }));
+        }
+        let mut removals = Vec::new();
+        for image in clashing {
+            let removal = match graph.find(&image.image_id) {
+                Some(i) => i,
+                None => graph.add(deregister::image_node(run, &image.image_id))?,
+            };
+            graph.needs(image_node, removal);
+            let mut snapshot_ids = Vec::new();
+            if omi.force_delete_snapshot {
+                snapshot_ids = image.snapshot_ids();
+                snapshot_ids.sort();
+                for s in &snapshot_ids {
+                    let node = match graph.find(s) {
+                        Some(i) => i,
+                        None => graph.add(deregister::snapshot_node(run, s))?,
+                    };
+                    graph.needs(node, removal);
+                }
+            }
+            removals.push(Deregister {
+                image_id: image.image_id.clone(),
+                snapshot_ids,
+            });
+        }
+        *run.deregistered.lock().expect("deregistered lock") =
+            removals.iter().map(|d| d.image_id.clone()).collect();
+        out.insert(name.to_string(), removals);
+    }
+    Ok(out)
 }

@@ -39,6 +39,9 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Remove everything the state holds (or only leftovers).
     Destroy(DestroyArgs),
+    /// Print the plan's graph in Graphviz's DOT, with the action of each
+    /// node (an edge `a -> b` means `a` waits for `b`).
+    Graph(GraphArgs),
     /// Inspect or edit the state.
     State {
         #[command(subcommand)]
@@ -122,7 +125,8 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
-    /// How many builds and deletions run at once.
+    /// How many operations (creations, waits, deletions) run at once,
+    /// across all builds.
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,
     /// On failure: `cleanup` destroys the build's temporary resources and
@@ -135,12 +139,22 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct GraphArgs {
+    pub template: PathBuf,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct DestroyArgs {
     pub template: PathBuf,
     #[command(flatten)]
     pub vars: VarArgs,
     #[arg(long)]
     pub auto_approve: bool,
+    /// How many deletions run at once.
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
     /// Only leftovers of interrupted applies and builds no longer in the
     /// template; current OMIs stay.
     #[arg(long)]

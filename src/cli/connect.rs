@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use osci::oapi::credentials::{self, Credentials, Source, Sourced};
+use osci::oapi::wait::WaitPolicy;
 use osci::oapi::{Client, ClientConfig, Endpoint, HttpTransport, Overrides, Secret, Transport};
 use osci::sim::{Faults, Sim, SimConfig, SimTransport};
 
@@ -16,6 +17,9 @@ const DEFAULT_SIM_LATENCY: f64 = 0.25;
 pub struct Connection {
     pub client: Client,
     pub credentials: Credentials,
+    /// How waits poll: as against a real region, or, for the in-process
+    /// simulator, as often relative to its (scaled) time.
+    pub wait: WaitPolicy,
 }
 
 fn env_f64(name: &str) -> anyhow::Result<Option<f64>> {
@@ -39,9 +43,11 @@ pub fn connect(overrides: &Overrides) -> anyhow::Result<Connection> {
         Some(r) => Some(r),
         None => Some(5.0),
     };
+    let mut wait = WaitPolicy::default();
     let (transport, base_url): (Arc<dyn Transport>, String) = match &credentials.endpoint.value {
         Endpoint::Sim(dir) => {
             let latency_scale = env_f64("OSCI_SIM_LATENCY_SCALE")?.unwrap_or(DEFAULT_SIM_LATENCY);
+            wait = wait.scaled(latency_scale);
             let sim = Sim::open(SimConfig {
                 data_dir: dir.clone(),
                 latency_scale,
@@ -99,5 +105,6 @@ pub fn connect(overrides: &Overrides) -> anyhow::Result<Connection> {
     Ok(Connection {
         client,
         credentials,
+        wait,
     })
 }

@@ -2,6 +2,7 @@
 
 pub mod args;
 mod connect;
+mod progress;
 mod run;
 mod sim;
 mod whoami;
@@ -10,7 +11,9 @@ use std::process::ExitCode;
 
 use args::{Cli, Command, SimCommand};
 
+/// Colour only where a person reads it: on a terminal, unless asked not to.
 fn init_logging(verbose: u8, no_color: bool) {
+    use std::io::IsTerminal;
     let default = match verbose {
         0 => "warn",
         1 => "osci=info,warn",
@@ -21,7 +24,9 @@ fn init_logging(verbose: u8, no_color: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(!no_color && std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(
+            !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+        )
         .init();
 }
 
@@ -36,6 +41,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         },
         Command::Apply(args) => run::apply(args, &state).await,
         Command::Destroy(args) => run::destroy(args, &state).await,
+        Command::Graph(args) => run::graph(args, &state).await,
         Command::State { command } => run::state_command(command, &state),
         Command::Whoami { json } => whoami::run(json).await,
         Command::Sim {

@@ -9,14 +9,14 @@ use anyhow::{Context, bail};
 
 use osci::builders::{self, OutscaleDestroyer, Planned};
 use osci::engine::{self, Cancel, OnError, Outcome, StateRecorder};
-use osci::graph::{BuildAction, BuildRunner, Event, Recorder};
-use osci::oapi::wait::Waiters;
-use osci::plan::{Plan, render_json, render_text};
-use osci::state::{Kind, State, StateStore};
+use osci::graph::{Address, Kind, Recorder};
+use osci::plan::{Plan, render_dot, render_json, render_text};
+use osci::state::{State, StateStore};
 use osci::template::{self, LoadOptions, Template};
 
-use super::args::{ApplyArgs, DestroyArgs, OnErrorArg, PlanArgs, StateCommand, VarArgs};
+use super::args::{ApplyArgs, DestroyArgs, GraphArgs, OnErrorArg, PlanArgs, StateCommand, VarArgs};
 use super::connect::{Connection, connect};
+use super::progress;
 
 /// `state/<template file stem>.json` unless `--state` says otherwise.
 pub fn state_path(explicit: &Option<PathBuf>, template: &Path) -> PathBuf {
@@ -71,12 +71,13 @@ fn connect_template(template: &Template) -> anyhow::Result<Connection> {
         .first()
         .context("the template has no builds")?;
     let origin = |name: &str| format!("template {}, build \"{name}\"", template.path.display());
-    let access = first.config.overrides(origin(&first.name));
-    if let Some(other) = template
-        .builds
-        .iter()
-        .find(|b| !b.config.overrides(origin(&b.name)).same_access(&access))
-    {
+    let access = first.config.access.overrides(origin(&first.name));
+    if let Some(other) = template.builds.iter().find(|b| {
+        !b.config
+            .access
+            .overrides(origin(&b.name))
+            .same_access(&access)
+    }) {
         bail!(
             "{}: builds \"{}\" and \"{}\" use different access settings (region, endpoint, keys, \
              profile or certificates); one template, and its state, serve one account and region: \
@@ -92,7 +93,8 @@ fn connect_template(template: &Template) -> anyhow::Result<Connection> {
 /// Connects and plans.
 async fn make_plan(template: &Template, state: &State) -> anyhow::Result<(Connection, Planned)> {
     let connection = connect_template(template)?;
-    let planned = builders::plan(&connection.client, template, state).await?;
+    let cloud = builders::connect(connection.client.clone(), connection.wait.clone()).await?;
+    let planned = builders::plan(&cloud, template, state).await?;
     Ok((connection, planned))
 }
 
@@ -162,67 +164,13 @@ pub async fn plan(
     })
 }
 
-/// Prints events as they come, one line each, until the recorder
-/// unsubscribes.
-fn render_events(recorder: &StateRecorder, json: bool) -> tokio::task::JoinHandle<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    recorder.subscribe(tx);
-    tokio::spawn(async move {
-        while let Some(e) = rx.recv().await {
-            if json {
-                let v = match &e {
-                    Event::Start { address, action } => {
-                        serde_json::json!({"type": "start", "address": address, "action": action})
-                    }
-                    Event::Done {
-                        address,
-                        action,
-                        id,
-                        elapsed,
-                    } => {
-                        serde_json::json!({"type": "done", "address": address, "action": action, "id": id, "elapsed_ms": elapsed.as_millis() as u64})
-                    }
-                    Event::Wait {
-                        address,
-                        state,
-                        elapsed,
-                    } => {
-                        serde_json::json!({"type": "wait", "address": address, "state": state, "elapsed_ms": elapsed.as_millis() as u64})
-                    }
-                    Event::Note { build, text } => {
-                        serde_json::json!({"type": "note", "build": build, "text": text})
-                    }
-                    Event::Output { build, line } => {
-                        serde_json::json!({"type": "output", "build": build, "line": line})
-                    }
-                };
-                println!("{v}");
-            } else {
-                match &e {
-                    Event::Start { address, action } => eprintln!("{address}: {action}…"),
-                    Event::Done {
-                        address,
-                        action,
-                        id,
-                        elapsed,
-                    } => eprintln!(
-                        "{address}: {action} done{} after {:.1}s",
-                        id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default(),
-                        elapsed.as_secs_f64()
-                    ),
-                    Event::Wait {
-                        address,
-                        state,
-                        elapsed,
-                    } => {
-                        eprintln!("{address}: {state} ({:.1}s)", elapsed.as_secs_f64())
-                    }
-                    Event::Note { build, text } => eprintln!("build \"{build}\": {text}"),
-                    Event::Output { build, line } => eprintln!("    {build}: {line}"),
-                }
-            }
-        }
-    })
+/// `osci graph`: the plan's graph as DOT.
+pub async fn graph(args: GraphArgs, state_flag: &Option<PathBuf>) -> anyhow::Result<()> {
+    let template = load(&args.template, &args.vars)?;
+    let state = StateStore::read_only(&state_path(state_flag, &args.template))?;
+    let (_, planned) = make_plan(&template, &state).await?;
+    print!("{}", render_dot(&planned.plan));
+    Ok(())
 }
 
 fn confirm(what: &str, auto_approve: bool) -> anyhow::Result<()> {
@@ -331,23 +279,15 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
     }
     let cancel = Cancel::default();
     watch_signals(cancel.clone());
-    let recorder = Arc::new(StateRecorder::new(store, state, cancel));
-    let rendering = render_events(&recorder, args.json);
-    engine::record_refresh(&recorder, &planned.observed).map_err(anyhow::Error::msg)?;
-    let runners: Vec<(Arc<dyn BuildRunner>, BuildAction)> = planned
-        .plan
-        .builds
-        .iter()
-        .filter_map(|b| {
-            let action = b.action?;
-            let runner: Arc<dyn BuildRunner> = planned.runners.get(&b.name)?.clone();
-            Some((runner, action))
-        })
-        .collect();
+    let recorder = Arc::new(
+        StateRecorder::new(store, state, cancel).with_dependencies(planned.dependencies.clone()),
+    );
+    let rendering = progress::render(&recorder, progress::style(args.json));
+    engine::record_refresh(&recorder, &planned.observed)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let destroyer = Arc::new(OutscaleDestroyer::new(
-        connection.client.clone(),
-        Arc::clone(&planned.waiters),
-        planned.account_id.clone(),
+        Arc::clone(&planned.cloud),
         recorder.lineage(),
     ));
     let on_error = match args.on_error {
@@ -356,8 +296,7 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
     };
     let outcome = engine::apply(
         &recorder,
-        runners,
-        &planned.plan.orphans,
+        &planned.schedule,
         destroyer,
         args.parallelism,
         on_error,
@@ -369,7 +308,7 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
     let state = recorder.snapshot();
     for b in &planned.plan.builds {
         if let Some(image) = state
-            .get(&osci::graph::address(&b.name, Kind::Image, None))
+            .get(Address::new(&b.name, Kind::Image, None).as_str())
             .and_then(|r| r.id.clone())
         {
             let region = connection.client.region().to_string();
@@ -391,7 +330,7 @@ pub async fn destroy(args: DestroyArgs, state_flag: &Option<PathBuf>) -> anyhow:
     let path = state_path(state_flag, &args.template);
     let (store, state) = StateStore::lock(&path, "destroy")?;
     let connection = connect_template(&template)?;
-    let addresses: Vec<String> = if args.orphans_only {
+    let addresses: Vec<Address> = if args.orphans_only {
         let names: Vec<&str> = template.builds.iter().map(|b| b.name.as_str()).collect();
         state
             .resources
@@ -412,23 +351,21 @@ pub async fn destroy(args: DestroyArgs, state_flag: &Option<PathBuf>) -> anyhow:
     }
     eprintln!("osci will destroy:");
     for a in &addresses {
-        let r = state.get(a).expect("from the state");
+        let r = state.get(a.as_str()).expect("from the state");
         eprintln!(
             "  - {a}{}",
             r.id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default()
         );
     }
     confirm("destroy these resources", args.auto_approve)?;
-    let client = connection.client.clone();
-    let account_id = builders::account_id(&client).await?;
+    let cloud = builders::connect(connection.client.clone(), connection.wait.clone()).await?;
     let cancel = Cancel::default();
     watch_signals(cancel.clone());
     let lineage = state.lineage.clone();
     let recorder = Arc::new(StateRecorder::new(store, state, cancel));
-    let rendering = render_events(&recorder, args.json);
-    let waiters = Arc::new(Waiters::new(&client));
-    let destroyer = Arc::new(OutscaleDestroyer::new(client, waiters, account_id, lineage));
-    let outcome = engine::destroy(&recorder, destroyer, &addresses, 10).await;
+    let rendering = progress::render(&recorder, progress::style(args.json));
+    let destroyer = Arc::new(OutscaleDestroyer::new(cloud, lineage));
+    let outcome = engine::destroy(&recorder, destroyer, &addresses, args.parallelism).await;
     recorder.unsubscribe();
     let _ = rendering.await;
     report(&outcome, "destroy")

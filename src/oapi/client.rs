@@ -149,9 +149,11 @@ impl Client {
         })
     }
 
-    /// Calls a paginated read until the last page and returns every item.
+    /// Calls a paginated read until the last page and returns every item,
+    /// in pages as large as the API serves.
     pub async fn read_all<O: Paginated + Clone>(&self, request: &O) -> Result<Vec<O::Item>, Error> {
         let mut request = request.clone();
+        request.largest_pages();
         let mut items = Vec::new();
         loop {
             let response = self.call(&request).await?;

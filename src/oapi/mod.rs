@@ -12,16 +12,16 @@ pub mod limiter;
 pub mod model;
 pub mod operation;
 pub mod retry;
-mod secret;
+
 pub mod sign;
 pub mod transport;
 pub mod wait;
 
+pub use crate::secret::Secret;
 pub use client::{Client, ClientConfig};
 pub use credentials::{Credentials, Overrides, Source, Sourced};
 pub use endpoint::Endpoint;
 pub use error::{ApiError, Error};
 pub use operation::{Operation, Paginated};
 pub use retry::RetryPolicy;
-pub use secret::Secret;
 pub use transport::{HttpTransport, Transport, TransportError};

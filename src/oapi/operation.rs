@@ -20,10 +20,15 @@ pub trait Operation: Serialize + DeserializeOwned + Send + Sync + 'static {
     const SECRET_ANSWER: bool = false;
 }
 
+/// The most results per page the API serves (`ResultsPerPage` is 1 to 1000).
+pub const LARGEST_PAGE: i64 = 1000;
+
 /// A `Read*` operation whose results come in pages.
 pub trait Paginated: Operation {
     type Item;
     fn set_page_token(&mut self, token: Option<String>);
+    /// Asks for the largest pages the API serves unless the request says.
+    fn largest_pages(&mut self);
     fn next_page_token(response: &Self::Response) -> Option<&str>;
     fn into_items(response: Self::Response) -> Vec<Self::Item>;
 }
@@ -64,6 +69,9 @@ macro_rules! paginated {
             type Item = $item;
             fn set_page_token(&mut self, token: Option<String>) {
                 self.next_page_token = token;
+            }
+            fn largest_pages(&mut self) {
+                self.results_per_page.get_or_insert($crate::oapi::operation::LARGEST_PAGE);
             }
             fn next_page_token(response: &Self::Response) -> Option<&str> {
                 response.next_page_token.as_deref().filter(|t| !t.is_empty())

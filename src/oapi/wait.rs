@@ -1,14 +1,14 @@
-//! Waiting for resources to reach a state: polling with backoff, an overall
-//! timeout, failure states, and one batched `Read*` call for every wait of
-//! the same kind in flight (ten VMs waited on at once cost one ReadVms per
-//! poll, not ten).
+//! Waiting for resources to reach a state: polls that grow further apart as
+//! a transition lasts, an overall timeout, failure states, and one `Read*`
+//! call for every wait of the same kind due at about the same moment (ten
+//! VMs waited on at once cost one ReadVms per poll, not ten).
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Client;
@@ -20,9 +20,12 @@ use super::model::{
 use super::transport::BoxFuture;
 
 /// How long and how often to poll.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WaitPolicy {
     pub timeout: Duration,
+    /// The time between the first polls of a transition (the Packer
+    /// plugin's fixed 2 s). Once a transition has lasted five times this,
+    /// polls come every fifth of the time it has lasted so far.
     pub initial_interval: Duration,
     pub max_interval: Duration,
     /// How long "not found" counts as "not visible yet" rather than "gone".
@@ -34,7 +37,7 @@ impl Default for WaitPolicy {
         WaitPolicy {
             timeout: Duration::from_secs(30 * 60),
             initial_interval: Duration::from_secs(2),
-            max_interval: Duration::from_secs(10),
+            max_interval: Duration::from_secs(30),
             not_found_grace: Duration::from_secs(20),
         }
     }
@@ -44,6 +47,26 @@ impl WaitPolicy {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// The policy for a cloud whose time runs `scale` times as fast as a
+    /// real one's (an in-process simulator): polls as often, relative to
+    /// its transitions, as they would be against the real thing.
+    pub fn scaled(mut self, scale: f64) -> Self {
+        let floor = Duration::from_millis(10);
+        let scale = |d: Duration| d.mul_f64(scale.clamp(0.0, 1.0)).max(floor);
+        self.initial_interval = scale(self.initial_interval);
+        self.max_interval = scale(self.max_interval);
+        self
+    }
+
+    /// How long after a poll the next one comes, `elapsed` into the
+    /// transition: often at first, then a fifth of the time so far, so a
+    /// long transition is not polled at a short one's pace.
+    pub fn next_interval(&self, elapsed: Duration) -> Duration {
+        (elapsed / 5)
+            .max(self.initial_interval)
+            .min(self.max_interval.max(self.initial_interval))
     }
 }
 
@@ -56,123 +79,209 @@ pub enum Check<T> {
 }
 
 /// Polls until `poll` says done or failed, the timeout passes, or a poll
-/// errors. The interval grows by half each poll up to `max_interval`.
+/// errors. The first poll comes at once; then the policy spaces them.
 pub async fn wait_for<T, F, Fut>(what: &str, policy: &WaitPolicy, mut poll: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Check<T>, Error>>,
 {
     let start = Instant::now();
-    let mut interval = policy.initial_interval;
-    let mut last_state = String::from("unknown");
+    let mut watch = Watch::new(what);
     loop {
-        match poll().await? {
-            Check::Done(v) => return Ok(v),
-            Check::Failed { state, reason } => {
-                return Err(Error::WaitFailed {
-                    what: what.to_string(),
-                    state,
-                    reason: if reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {reason}")
-                    },
-                });
-            }
+        if let Some(done) = watch.see(poll().await?, start)? {
+            return Ok(done);
+        }
+        let interval = policy.next_interval(start.elapsed());
+        watch.timed_out(start, interval, policy)?;
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// The bookkeeping of one wait: the last state seen, and what ends it.
+struct Watch<'a> {
+    what: &'a str,
+    last_state: String,
+}
+
+impl<'a> Watch<'a> {
+    fn new(what: &'a str) -> Watch<'a> {
+        Watch {
+            what,
+            last_state: "unknown".into(),
+        }
+    }
+
+    /// `Some` when done; an error when failed. A new state is logged and
+    /// answered through `changed`.
+    fn see<T>(&mut self, check: Check<T>, start: Instant) -> Result<Option<T>, Error> {
+        match check {
+            Check::Done(v) => Ok(Some(v)),
+            Check::Failed { state, reason } => Err(Error::WaitFailed {
+                what: self.what.to_string(),
+                state,
+                reason: if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                },
+            }),
             Check::Pending(state) => {
-                if state != last_state {
-                    tracing::info!(resource = what, state = %state, elapsed_s = start.elapsed().as_secs(), "waiting");
-                    last_state = state;
+                if state != self.last_state {
+                    tracing::info!(resource = self.what, state = %state, elapsed_s = start.elapsed().as_secs(), "waiting");
+                    self.last_state = state;
                 }
+                Ok(None)
             }
         }
-        if start.elapsed() + interval > policy.timeout {
+    }
+
+    fn timed_out(&self, start: Instant, next: Duration, policy: &WaitPolicy) -> Result<(), Error> {
+        if start.elapsed() + next > policy.timeout {
             return Err(Error::WaitTimeout {
-                what: what.to_string(),
+                what: self.what.to_string(),
                 elapsed_secs: start.elapsed().as_secs(),
-                last_state,
+                last_state: self.last_state.clone(),
             });
         }
-        tokio::time::sleep(interval).await;
-        interval = (interval + interval / 2).min(policy.max_interval);
+        Ok(())
     }
 }
 
 type Fetch<T> =
     Arc<dyn Fn(Vec<String>) -> BoxFuture<'static, Result<HashMap<String, T>, Error>> + Send + Sync>;
-type Shared<T> = Option<Arc<Result<HashMap<String, T>, Error>>>;
-/// The ids of the batch being gathered, and where its result will appear.
-type Pending<T> = Arc<Mutex<Option<(BTreeSet<String>, watch::Receiver<Shared<T>>)>>>;
 
-/// Coalesces reads of one kind: ids asked for within `window` of each other
-/// are fetched by one call, and every asker gets its own resource back.
-pub struct Batcher<T> {
-    fetch: Fetch<T>,
-    window: Duration,
-    pending: Pending<T>,
+/// One wait's wish to see a resource at or after a moment, and how much
+/// later than that it may be seen so that the poll is shared.
+struct Due<T> {
+    id: String,
+    at: Instant,
+    slack: Duration,
+    reply: oneshot::Sender<Result<Option<T>, Error>>,
 }
 
-impl<T: Clone + Send + Sync + 'static> Batcher<T> {
-    pub fn new(window: Duration, fetch: Fetch<T>) -> Batcher<T> {
-        Batcher {
+struct Queue<T> {
+    due: Vec<Due<T>>,
+    /// Whether the task that serves the queue runs.
+    serving: bool,
+}
+
+/// Serves the polls of one kind: each wait says when it wants to look next;
+/// the polls due within a short slack of each other are made by one call,
+/// at the latest of their moments, so waits that started close together
+/// fall into step and share every later poll too.
+pub struct Poller<T> {
+    fetch: Fetch<T>,
+    queue: Arc<Mutex<Queue<T>>>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl<T: Clone + Send + Sync + 'static> Poller<T> {
+    pub fn new(fetch: Fetch<T>) -> Poller<T> {
+        Poller {
             fetch,
-            window,
-            pending: Arc::new(Mutex::new(None)),
+            queue: Arc::new(Mutex::new(Queue {
+                due: Vec::new(),
+                serving: false,
+            })),
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
-    /// The resource with this id as the next batched read sees it, or `None`
-    /// when the read does not return it.
-    pub async fn get(&self, id: &str) -> Result<Option<T>, Error> {
-        let mut rx = {
-            let mut pending = self.pending.lock().expect("batcher lock");
-            match pending.as_mut() {
-                Some((ids, rx)) => {
-                    ids.insert(id.to_string());
-                    rx.clone()
-                }
+    /// The resource with this id as a poll made at or after `at` (and
+    /// within `slack` of it, unless another poll is already that late)
+    /// sees it, or `None` when the read does not return it.
+    pub async fn observe(
+        &self,
+        id: &str,
+        at: Instant,
+        slack: Duration,
+    ) -> Result<Option<T>, Error> {
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut queue = self.queue.lock().expect("poller lock");
+            queue.due.push(Due {
+                id: id.to_string(),
+                at,
+                slack,
+                reply,
+            });
+            !std::mem::replace(&mut queue.serving, true)
+        };
+        if start {
+            tokio::spawn(serve(
+                Arc::clone(&self.queue),
+                Arc::clone(&self.wake),
+                Arc::clone(&self.fetch),
+            ));
+        } else {
+            self.wake.notify_one();
+        }
+        answer.await.map_err(|_| Error::WaitGone {
+            what: format!("the poll for {id}"),
+        })?
+    }
+}
+
+async fn serve<T: Clone + Send + Sync + 'static>(
+    queue: Arc<Mutex<Queue<T>>>,
+    wake: Arc<tokio::sync::Notify>,
+    fetch: Fetch<T>,
+) {
+    loop {
+        let (first, slack) = {
+            let mut q = queue.lock().expect("poller lock");
+            q.due.retain(|d| !d.reply.is_closed());
+            match q.due.iter().min_by_key(|d| d.at) {
+                Some(d) => (d.at, d.slack),
                 None => {
-                    let (tx, rx) = watch::channel(None);
-                    *pending = Some((BTreeSet::from([id.to_string()]), rx.clone()));
-                    let slot = Arc::clone(&self.pending);
-                    let fetch = Arc::clone(&self.fetch);
-                    let window = self.window;
-                    tokio::spawn(async move {
-                        tokio::time::sleep(window).await;
-                        let ids = slot
-                            .lock()
-                            .expect("batcher lock")
-                            .take()
-                            .map(|(ids, _)| ids)
-                            .unwrap_or_default();
-                        let result = fetch(ids.into_iter().collect()).await;
-                        let _ = tx.send(Some(Arc::new(result)));
-                    });
-                    rx
+                    q.serving = false;
+                    return;
                 }
             }
         };
-        let result = rx
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| Error::WaitGone {
-                what: format!("the batched read for {id}"),
-            })?
-            .clone()
-            .expect("waited for Some");
-        match result.as_ref() {
-            Ok(map) => Ok(map.get(id).cloned()),
-            Err(e) => Err(e.clone()),
+        // A new wish may come before the first due one: look again then.
+        tokio::select! {
+            _ = tokio::time::sleep_until(first) => {}
+            _ = wake.notified() => continue,
+        }
+        // Those due a little later are polled with it, at the latest of
+        // their moments: nobody is polled before it asked to be.
+        let at = {
+            let q = queue.lock().expect("poller lock");
+            q.due
+                .iter()
+                .map(|d| d.at)
+                .filter(|at| *at <= first + slack)
+                .max()
+                .unwrap_or(first)
+        };
+        tokio::time::sleep_until(at).await;
+        let batch: Vec<Due<T>> = {
+            let mut q = queue.lock().expect("poller lock");
+            let (now, later) = std::mem::take(&mut q.due)
+                .into_iter()
+                .partition(|d| d.at <= at);
+            q.due = later;
+            now
+        };
+        let ids: BTreeSet<String> = batch.iter().map(|d| d.id.clone()).collect();
+        let result = fetch(ids.into_iter().collect()).await;
+        for due in batch {
+            let answer = match &result {
+                Ok(found) => Ok(found.get(&due.id).cloned()),
+                Err(e) => Err(e.clone()),
+            };
+            let _ = due.reply.send(answer);
         }
     }
 }
 
-/// Waits on VMs, images, snapshots and volumes, sharing reads per kind.
+/// Waits on VMs, images, snapshots and volumes, sharing polls per kind.
 pub struct Waiters {
-    vms: Batcher<Vm>,
-    images: Batcher<Image>,
-    snapshots: Batcher<Snapshot>,
-    volumes: Batcher<Volume>,
+    vms: Poller<Vm>,
+    images: Poller<Image>,
+    snapshots: Poller<Snapshot>,
+    volumes: Poller<Volume>,
 }
 
 /// Builds a [`Fetch`] that reads every page of `$req` filtered on the ids.
@@ -196,38 +305,42 @@ macro_rules! fetch_by_ids {
     }};
 }
 
+/// How a wait reports the states it sees (for a progress display).
+pub type OnState<'a> = &'a (dyn Fn(&str) + Sync);
+
+fn quiet(_: &str) {}
+
 impl Waiters {
     pub fn new(client: &Client) -> Waiters {
-        let window = Duration::from_millis(50);
         Waiters {
-            vms: Batcher::new(
-                window,
-                fetch_by_ids!(client, ReadVmsRequest, FiltersVm, vm_ids, vm_id),
-            ),
-            images: Batcher::new(
-                window,
-                fetch_by_ids!(client, ReadImagesRequest, FiltersImage, image_ids, image_id),
-            ),
-            snapshots: Batcher::new(
-                window,
-                fetch_by_ids!(
-                    client,
-                    ReadSnapshotsRequest,
-                    FiltersSnapshot,
-                    snapshot_ids,
-                    snapshot_id
-                ),
-            ),
-            volumes: Batcher::new(
-                window,
-                fetch_by_ids!(
-                    client,
-                    ReadVolumesRequest,
-                    FiltersVolume,
-                    volume_ids,
-                    volume_id
-                ),
-            ),
+            vms: Poller::new(fetch_by_ids!(
+                client,
+                ReadVmsRequest,
+                FiltersVm,
+                vm_ids,
+                vm_id
+            )),
+            images: Poller::new(fetch_by_ids!(
+                client,
+                ReadImagesRequest,
+                FiltersImage,
+                image_ids,
+                image_id
+            )),
+            snapshots: Poller::new(fetch_by_ids!(
+                client,
+                ReadSnapshotsRequest,
+                FiltersSnapshot,
+                snapshot_ids,
+                snapshot_id
+            )),
+            volumes: Poller::new(fetch_by_ids!(
+                client,
+                ReadVolumesRequest,
+                FiltersVolume,
+                volume_ids,
+                volume_id
+            )),
         }
     }
 
@@ -240,10 +353,18 @@ impl Waiters {
         target: &str,
         policy: &WaitPolicy,
     ) -> Result<Option<Vm>, Error> {
+        self.vm_reporting(id, target, policy, &quiet).await
+    }
+
+    pub async fn vm_reporting(
+        &self,
+        id: &str,
+        target: &str,
+        policy: &WaitPolicy,
+        on_state: OnState<'_>,
+    ) -> Result<Option<Vm>, Error> {
         let what = format!("VM {id} to be {target}");
-        let start = Instant::now();
-        wait_for(&what, policy, || async {
-            let vm = self.vms.get(id).await?;
+        poll(&self.vms, &what, id, policy, on_state, |vm, start| {
             Ok(match vm {
                 None if target == "terminated" => Check::Done(None),
                 None => not_found(start, policy, id)?,
@@ -268,10 +389,18 @@ impl Waiters {
 
     /// Waits for an image to be `available`; `failed` is a failure.
     pub async fn image_available(&self, id: &str, policy: &WaitPolicy) -> Result<Image, Error> {
+        self.image_reporting(id, policy, &quiet).await
+    }
+
+    pub async fn image_reporting(
+        &self,
+        id: &str,
+        policy: &WaitPolicy,
+        on_state: OnState<'_>,
+    ) -> Result<Image, Error> {
         let what = format!("image {id} to be available");
-        let start = Instant::now();
-        wait_for(&what, policy, || async {
-            Ok(match self.images.get(id).await? {
+        poll(&self.images, &what, id, policy, on_state, |image, start| {
+            Ok(match image {
                 None => not_found(start, policy, id)?,
                 Some(i) if i.state == "available" => Check::Done(i),
                 Some(i) if i.state == "failed" => Check::Failed {
@@ -294,9 +423,8 @@ impl Waiters {
         policy: &WaitPolicy,
     ) -> Result<Snapshot, Error> {
         let what = format!("snapshot {id} to be completed");
-        let start = Instant::now();
-        wait_for(&what, policy, || async {
-            Ok(match self.snapshots.get(id).await? {
+        poll(&self.snapshots, &what, id, policy, &quiet, |s, start| {
+            Ok(match s {
                 None => not_found(start, policy, id)?,
                 Some(s) if s.state == "completed" => Check::Done(s),
                 Some(s) if s.state == "error" => Check::Failed {
@@ -326,6 +454,19 @@ impl Waiters {
         .await
     }
 
+    /// The VM as a read made now sees it (shared with the polls due now).
+    pub async fn vm_now(&self, id: &str) -> Result<Option<Vm>, Error> {
+        self.vms.observe(id, Instant::now(), Duration::ZERO).await
+    }
+
+    /// The volume as a read made now sees it (shared with the polls due
+    /// now).
+    pub async fn volume_now(&self, id: &str) -> Result<Option<Volume>, Error> {
+        self.volumes
+            .observe(id, Instant::now(), Duration::ZERO)
+            .await
+    }
+
     async fn volume(
         &self,
         id: &str,
@@ -334,9 +475,8 @@ impl Waiters {
         done: impl Fn(&Volume) -> bool,
     ) -> Result<Volume, Error> {
         let what = format!("volume {id} to be {target}");
-        let start = Instant::now();
-        wait_for(&what, policy, || async {
-            Ok(match self.volumes.get(id).await? {
+        poll(&self.volumes, &what, id, policy, &quiet, |v, start| {
+            Ok(match v {
                 None => not_found(start, policy, id)?,
                 Some(v) if done(&v) => Check::Done(v),
                 Some(v) if v.state == "error" => Check::Failed {
@@ -347,6 +487,38 @@ impl Waiters {
             })
         })
         .await
+    }
+}
+
+/// Waits on one resource through the poller of its kind. The first poll
+/// comes one interval after the wait starts: whatever was just asked of the
+/// resource (a launch, a stop) takes at least that long.
+async fn poll<T: Clone + Send + Sync + 'static, R>(
+    poller: &Poller<T>,
+    what: &str,
+    id: &str,
+    policy: &WaitPolicy,
+    on_state: OnState<'_>,
+    check: impl Fn(Option<T>, Instant) -> Result<Check<R>, Error>,
+) -> Result<R, Error> {
+    let start = Instant::now();
+    let mut watch = Watch::new(what);
+    let mut next = start + policy.initial_interval;
+    // A quarter of an interval: enough to fall in step with waits that
+    // started a little later, too little to matter to this one.
+    let slack = policy.initial_interval / 4;
+    loop {
+        let seen = poller.observe(id, next, slack).await?;
+        let before = watch.last_state.clone();
+        if let Some(done) = watch.see(check(seen, start)?, start)? {
+            return Ok(done);
+        }
+        if watch.last_state != before {
+            on_state(&watch.last_state);
+        }
+        let interval = policy.next_interval(start.elapsed());
+        watch.timed_out(start, interval, policy)?;
+        next = Instant::now() + interval;
     }
 }
 
@@ -367,34 +539,79 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[tokio::test]
-    async fn concurrent_gets_share_one_fetch() {
+    fn poller(calls: Arc<AtomicUsize>, seen: Arc<Mutex<Vec<Vec<String>>>>) -> Poller<String> {
+        Poller::new(Arc::new(move |ids: Vec<String>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            seen.lock().unwrap().push(ids.clone());
+            Box::pin(async move {
+                Ok(ids
+                    .into_iter()
+                    .filter(|i| i != "gone")
+                    .map(|i| (i.clone(), format!("state of {i}")))
+                    .collect())
+            })
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn polls_due_close_together_share_one_read_at_the_latest_moment() {
         let calls = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (c, s) = (calls.clone(), seen.clone());
-        let batcher: Batcher<String> = Batcher::new(
-            Duration::from_millis(20),
-            Arc::new(move |ids: Vec<String>| {
-                c.fetch_add(1, Ordering::SeqCst);
-                s.lock().unwrap().push(ids.clone());
-                Box::pin(async move {
-                    Ok(ids
-                        .into_iter()
-                        .filter(|i| i != "gone")
-                        .map(|i| (i.clone(), format!("state of {i}")))
-                        .collect())
-                })
-            }),
+        let p = poller(calls.clone(), seen.clone());
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let slack = Duration::from_millis(100);
+        let (a, b, g, late) = tokio::join!(
+            p.observe("a", at(1000), slack),
+            p.observe("b", at(1080), slack),
+            p.observe("gone", at(1050), slack),
+            p.observe("late", at(1500), slack),
         );
-        let (a, b, g) = tokio::join!(batcher.get("a"), batcher.get("b"), batcher.get("gone"));
         assert_eq!(a.unwrap().as_deref(), Some("state of a"));
         assert_eq!(b.unwrap().as_deref(), Some("state of b"));
         assert_eq!(g.unwrap(), None);
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(late.unwrap().as_deref(), Some("state of late"));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "{:?}",
+            seen.lock().unwrap()
+        );
         assert_eq!(seen.lock().unwrap()[0], vec!["a", "b", "gone"]);
-        // A later get starts a new batch.
-        batcher.get("a").await.unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(seen.lock().unwrap()[1], vec!["late"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nobody_is_polled_before_its_moment() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let p = poller(calls.clone(), Arc::new(Mutex::new(Vec::new())));
+        let t0 = Instant::now();
+        p.observe("a", t0 + Duration::from_secs(2), Duration::from_millis(500))
+            .await
+            .unwrap();
+        assert!(t0.elapsed() >= Duration::from_secs(2));
+        assert!(t0.elapsed() < Duration::from_millis(2200));
+    }
+
+    #[test]
+    fn intervals_grow_with_the_transition() {
+        let p = WaitPolicy::default();
+        assert_eq!(
+            p.next_interval(Duration::from_secs(1)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            p.next_interval(Duration::from_secs(30)),
+            Duration::from_secs(6)
+        );
+        assert_eq!(
+            p.next_interval(Duration::from_secs(600)),
+            Duration::from_secs(30)
+        );
+        let fast = WaitPolicy::default().scaled(0.0);
+        assert_eq!(fast.initial_interval, Duration::from_millis(10));
+        let quarter = WaitPolicy::default().scaled(0.25);
+        assert_eq!(quarter.initial_interval, Duration::from_millis(500));
     }
 
     #[tokio::test(start_paused = true)]

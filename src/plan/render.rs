@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use super::diff::{Action, Change, Plan};
+use super::{Action, Change, Plan};
 
 fn show(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default()
@@ -50,7 +50,7 @@ fn attribute_lines(out: &mut String, change: &Change) {
                 }
             }
         }
-        Action::Create | Action::Replace => {
+        Action::Create | Action::Replace | Action::Read => {
             for (k, v) in &change.after {
                 let shown = match v {
                     Some(v) => show(v),
@@ -82,7 +82,7 @@ pub fn render_text(plan: &Plan) -> String {
     for change in &plan.changes {
         let mut head = format!("  {} {}", change.action.symbol(), change.address);
         if let Some(id) = &change.id
-            && id != &change.address
+            && change.address.as_str() != id
         {
             let _ = write!(head, " ({id})");
         }
@@ -121,12 +121,28 @@ pub fn render_text(plan: &Plan) -> String {
 
 /// `plan --json`: one document with a `format_version`.
 pub fn render_json(plan: &Plan) -> Value {
+    let nodes: Vec<Value> = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "id": n.id,
+                "address": n.address,
+                "build": n.build,
+                "kind": n.kind,
+                "action": n.action.map_or(json!("no-op"), |a| json!(a)),
+                "ephemeral": n.ephemeral,
+            })
+        })
+        .collect();
     json!({
         "format_version": plan.format_version,
         "lineage": plan.lineage,
         "serial": plan.serial,
         "builds": plan.builds,
         "resource_changes": plan.changes,
+        "nodes": nodes,
+        "edges": plan.edges,
         "summary": {
             "create": plan.count(Action::Create),
             "replace": plan.count(Action::Replace),

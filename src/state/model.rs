@@ -4,8 +4,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The version of the state document this osci reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+use crate::graph::{Address, Kind};
+
+/// The version of the state document this osci writes. Version 1 recorded
+/// what made a resource as its dependency (a volume depended on its VM);
+/// version 2 records what a resource needs, so destroy goes in reverse
+/// order of the dependencies, whatever the kinds. Version 1 is read and
+/// turned into version 2 ([`State::upgrade`]).
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,11 +39,17 @@ impl State {
     }
 
     pub fn get(&self, address: &str) -> Option<&ResourceState> {
-        self.resources.iter().find(|r| r.address == address)
+        self.position(address).map(|i| &self.resources[i])
     }
 
     pub fn get_mut(&mut self, address: &str) -> Option<&mut ResourceState> {
-        self.resources.iter_mut().find(|r| r.address == address)
+        self.position(address).map(|i| &mut self.resources[i])
+    }
+
+    fn position(&self, address: &str) -> Option<usize> {
+        self.resources
+            .binary_search_by(|r| r.address.as_str().cmp(address))
+            .ok()
     }
 
     /// Inserts or replaces the resource at its address, keeping the order.
@@ -52,7 +64,7 @@ impl State {
     }
 
     pub fn remove(&mut self, address: &str) -> Option<ResourceState> {
-        let i = self.resources.iter().position(|r| r.address == address)?;
+        let i = self.position(address)?;
         Some(self.resources.remove(i))
     }
 
@@ -60,56 +72,46 @@ impl State {
     pub fn build(&self, build: &str) -> impl Iterator<Item = &ResourceState> {
         self.resources.iter().filter(move |r| r.build == build)
     }
+
+    /// Turns an older document into the current version.
+    pub fn upgrade(&mut self) {
+        if self.format_version < 2 {
+            // Version 1 made a volume depend on its VM and a snapshot on its
+            // image; the VM uses the volume and the image the snapshot, so
+            // the edge turns round.
+            let made: Vec<(Address, Address)> = self
+                .resources
+                .iter()
+                .filter(|r| matches!(r.kind, Kind::Volume | Kind::Snapshot))
+                .flat_map(|r| {
+                    r.dependencies
+                        .iter()
+                        .filter(|d| {
+                            self.get(d.as_str())
+                                .is_some_and(|m| matches!(m.kind, Kind::Vm | Kind::Image))
+                        })
+                        .map(|d| (d.clone(), r.address.clone()))
+                })
+                .collect();
+            for (maker, child) in made {
+                if let Some(c) = self.get_mut(child.as_str()) {
+                    c.dependencies.retain(|d| *d != maker);
+                }
+                if let Some(m) = self.get_mut(maker.as_str())
+                    && !m.dependencies.contains(&child)
+                {
+                    m.dependencies.push(child);
+                }
+            }
+            self.resources.sort_by(|a, b| a.address.cmp(&b.address));
+            self.format_version = 2;
+        }
+    }
 }
 
 impl Default for State {
     fn default() -> Self {
         State::new()
-    }
-}
-
-/// What kind of thing a state entry stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Keypair,
-    SecurityGroup,
-    PublicIp,
-    Vm,
-    Volume,
-    Image,
-    Snapshot,
-    /// Who may launch the image (its id is the image's).
-    ImagePermissions,
-    /// Who may create volumes from the image's snapshots.
-    SnapshotPermissions,
-    /// The tags of the image and its snapshots.
-    Tags,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Keypair => "keypair",
-            Kind::SecurityGroup => "security_group",
-            Kind::PublicIp => "public_ip",
-            Kind::Vm => "vm",
-            Kind::Volume => "volume",
-            Kind::Image => "image",
-            Kind::Snapshot => "snapshot",
-            Kind::ImagePermissions => "image_permissions",
-            Kind::SnapshotPermissions => "snapshot_permissions",
-            Kind::Tags => "tags",
-        }
-    }
-
-    /// Settings of another resource rather than a resource of their own:
-    /// destroying them means nothing once their owner is gone.
-    pub fn is_setting(self) -> bool {
-        matches!(
-            self,
-            Kind::ImagePermissions | Kind::SnapshotPermissions | Kind::Tags
-        )
     }
 }
 
@@ -145,11 +147,31 @@ pub struct Lookup {
     pub client_token: Option<String>,
 }
 
+impl Lookup {
+    pub fn name(name: impl Into<String>) -> Lookup {
+        Lookup {
+            name: Some(name.into()),
+            client_token: None,
+        }
+    }
+
+    pub fn client_token(token: impl Into<String>) -> Lookup {
+        Lookup {
+            name: None,
+            client_token: Some(token.into()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.client_token.is_none()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceState {
     /// `build.web.image`, `build.web.snapshot["/dev/sda1"]`, …
-    pub address: String,
+    pub address: Address,
     pub build: String,
     pub kind: Kind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,21 +187,15 @@ pub struct ResourceState {
     /// The digest of the inputs that shaped its content (durable resources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_digest: Option<String>,
-    /// Addresses this one depends on, to destroy in the right order without
-    /// the template.
+    /// What this resource needs while it exists: destroy removes it before
+    /// them, without the template.
     #[serde(default)]
-    pub dependencies: Vec<String>,
-}
-
-impl Lookup {
-    pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.client_token.is_none()
-    }
+    pub dependencies: Vec<Address>,
 }
 
 impl ResourceState {
     pub fn pending(
-        address: String,
+        address: Address,
         build: &str,
         kind: Kind,
         ephemeral: bool,
@@ -197,5 +213,65 @@ impl ResourceState {
             input_digest: None,
             dependencies: Vec::new(),
         }
+    }
+
+    /// A resource made with another, its id known.
+    pub fn made(
+        address: Address,
+        build: &str,
+        kind: Kind,
+        ephemeral: bool,
+        id: String,
+        status: Status,
+    ) -> Self {
+        ResourceState {
+            id: Some(id),
+            status,
+            ..ResourceState::pending(address, build, kind, ephemeral, Lookup::default())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_1_dependencies_turn_round() {
+        let entry = |address: &str, kind, deps: &[&str]| ResourceState {
+            dependencies: deps.iter().map(|d| Address::from_text(*d)).collect(),
+            ..ResourceState::made(
+                Address::from_text(address),
+                "w",
+                kind,
+                true,
+                "x".into(),
+                Status::Created,
+            )
+        };
+        let mut state = State {
+            format_version: 1,
+            resources: vec![
+                entry("build.w.security_group", Kind::SecurityGroup, &[]),
+                entry("build.w.vm", Kind::Vm, &["build.w.security_group"]),
+                entry(
+                    "build.w.volume[\"/dev/sda1\"]",
+                    Kind::Volume,
+                    &["build.w.vm"],
+                ),
+            ],
+            ..State::new()
+        };
+        state.upgrade();
+        assert_eq!(state.format_version, 2);
+        let deps = |a: &str| state.get(a).unwrap().dependencies.clone();
+        assert_eq!(
+            deps("build.w.vm"),
+            vec![
+                Address::from_text("build.w.security_group"),
+                Address::from_text("build.w.volume[\"/dev/sda1\"]")
+            ]
+        );
+        assert!(deps("build.w.volume[\"/dev/sda1\"]").is_empty());
     }
 }

@@ -41,35 +41,40 @@ pub enum StateError {
 /// A state file, read once and written after every change.
 pub struct StateStore {
     path: PathBuf,
-    /// The bytes last read or written, kept as the next `.backup`.
-    last: Option<Vec<u8>>,
+    /// Whether the directory is known to exist (it is made once).
+    dir_made: bool,
     _lock: Option<StateLock>,
 }
 
 impl StateStore {
     /// Reads the state without locking it (plan, state list/show).
     pub fn read_only(path: &Path) -> Result<State, StateError> {
-        Ok(read(path)?.1)
+        read(path)
     }
 
     /// Locks the state for `command`, then reads it.
     pub fn lock(path: &Path, command: &str) -> Result<(StateStore, State), StateError> {
         let lock = StateLock::acquire(path, command)?;
-        let (last, state) = read(path)?;
+        let state = read(path)?;
         Ok((
             StateStore {
                 path: path.to_path_buf(),
-                last,
+                dir_made: false,
                 _lock: Some(lock),
             },
             state,
         ))
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Writes `state` with the next serial. The file is replaced atomically,
     /// and what it held before is kept as `<state>.backup`.
     pub fn write(&mut self, state: &mut State) -> Result<(), StateError> {
         state.serial += 1;
+        state.format_version = FORMAT_VERSION;
         state.osci_version = env!("CARGO_PKG_VERSION").to_string();
         let mut bytes = serde_json::to_vec_pretty(state).expect("state serialises");
         bytes.push(b'\n');
@@ -77,15 +82,14 @@ impl StateStore {
             path: self.path.clone(),
             source,
         };
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(werr)?;
+        if !self.dir_made {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(werr)?;
+            }
+            self.dir_made = true;
         }
-        if let Some(previous) = &self.last {
-            crate::atomic_file::write(&backup_path(&self.path), previous).map_err(werr)?;
-        }
-        crate::atomic_file::write(&self.path, &bytes).map_err(werr)?;
-        self.last = Some(bytes);
-        Ok(())
+        crate::atomic_file::write_keeping(&self.path, &bytes, &backup_path(&self.path))
+            .map_err(werr)
     }
 }
 
@@ -95,10 +99,10 @@ pub fn backup_path(state: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn read(path: &Path) -> Result<(Option<Vec<u8>>, State), StateError> {
+fn read(path: &Path) -> Result<State, StateError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, State::new())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::new()),
         Err(source) => {
             return Err(StateError::Read {
                 path: path.to_path_buf(),
@@ -123,14 +127,18 @@ fn read(path: &Path) -> Result<(Option<Vec<u8>>, State), StateError> {
             found: version as u32,
         });
     }
-    let state: State = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
-    Ok((Some(bytes), state))
+    let mut state: State = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+    // Written by hand or by an older osci: the order lookups rely on.
+    state.resources.sort_by(|a, b| a.address.cmp(&b.address));
+    state.upgrade();
+    Ok(state)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Kind, Lookup, ResourceState};
+    use crate::graph::Kind;
+    use crate::state::{Lookup, ResourceState};
 
     #[test]
     fn serial_grows_lineage_stays_backup_holds_previous() {
@@ -140,7 +148,7 @@ mod tests {
         assert_eq!(state.serial, 0);
         let lineage = state.lineage.clone();
         state.put(ResourceState::pending(
-            "build.web.vm".into(),
+            crate::graph::Address::from_text("build.web.vm"),
             "web",
             Kind::Vm,
             true,

@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 mod bsu;
+pub mod config;
 mod error;
 mod fields;
 mod interpolate;
@@ -25,14 +26,15 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-pub use bsu::{
-    BlockDevice, BsuConfig, NetFilter, OmiFilter, SecurityGroupFilter, SubnetFilter,
-    parse_go_duration,
+pub use bsu::{BsuConfig, BsuOptions};
+pub use config::{
+    AccessConfig, BlockDevice, BlockDevices, CommConfig, NetFilter, OmiConfig, OmiFilter,
+    RunConfig, SecurityGroupFilter, SubnetFilter, UserData, parse_go_duration,
 };
 pub use error::TemplateError;
 pub use interpolate::{BuildVars, render_build_vars, render_provisioner};
 
-use crate::oapi::Secret;
+use crate::secret::Secret;
 use error::{KeyPath, Problem, Site};
 use interpolate::{LATE_FIELDS, Late, LoadScope, Scope, render, suggest};
 

@@ -27,6 +27,8 @@ pub struct KeypairCreated {
     pub keypair_id: Option<String>,
     pub keypair_fingerprint: Option<String>,
     pub keypair_type: Option<String>,
+    /// The wire carries it in the clear; nothing else does.
+    #[serde(serialize_with = "crate::secret::serialize_exposed")]
     pub private_key: Option<Secret>,
     pub tags: Vec<ResourceTag>,
 }

@@ -1,0 +1,129 @@
+//! Running the provisioners on the build VM (behaviour C9, C12): which
+//! address, which credential, then the provisioners in template order.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{BuildRun, Output};
+use crate::builders::communicator;
+use crate::graph::{Address, Event, Kind, Lifetime, Node, Run, Step, StepError};
+use crate::provision;
+use crate::template::{CommConfig, Provisioner};
+
+pub struct Provisioning {
+    pub comm: CommConfig,
+    /// `ssh_interface`, from the run options.
+    pub ssh_interface: Option<String>,
+    pub provisioners: Vec<Provisioner>,
+    /// Scripts and uploads are read from here.
+    pub template_dir: PathBuf,
+    /// What `PACKER_BUILDER_TYPE` says, e.g. `outscale-bsu`.
+    pub builder_type: &'static str,
+}
+
+struct Provision {
+    run: Arc<BuildRun>,
+    vm: Address,
+    keypair: Option<Address>,
+    what: Provisioning,
+}
+
+pub fn node(
+    run: &Arc<BuildRun>,
+    vm: &Address,
+    keypair: Option<&Address>,
+    what: Provisioning,
+) -> Node {
+    let step = Provision {
+        run: Arc::clone(run),
+        vm: vm.clone(),
+        keypair: keypair.cloned(),
+        what,
+    };
+    Node::new(
+        &run.name,
+        Kind::Provision,
+        None,
+        Lifetime::Step,
+        Arc::new(step),
+    )
+}
+
+#[async_trait]
+impl Step for Provision {
+    async fn run(&self, run: &Run<'_>) -> Result<(), StepError> {
+        let w = &self.what;
+        let ssh = w.comm.communicator == "ssh";
+        if !ssh && w.provisioners.is_empty() {
+            return Ok(());
+        }
+        let cloud = &self.run.cloud;
+        let mut vm = self.run.vm(&self.vm)?;
+        let mut host = None;
+        if ssh {
+            // A VM may show its address a little after it runs (C9).
+            for attempt in 0..3 {
+                host = communicator::host(&w.comm, w.ssh_interface.as_deref(), &vm);
+                if host.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1 + attempt)).await;
+                if let Some(current) = cloud
+                    .waiters
+                    .vm_now(&vm.vm_id)
+                    .await
+                    .map_err(|e| StepError::Failed(e.to_string()))?
+                {
+                    vm = current;
+                }
+            }
+            if host.is_none() {
+                return Err(StepError::Failed(format!(
+                    "couldn't determine the address of {} (ssh_interface {:?})",
+                    vm.vm_id, w.ssh_interface
+                )));
+            }
+        }
+        let temporary = match &self.keypair {
+            Some(address) => match self.run.output(address) {
+                Some(Output::Keypair { private_key, .. }) => Some(private_key),
+                _ => return Err(StepError::Failed(format!("{address} has not run"))),
+            },
+            None => None,
+        };
+        let settings = match &host {
+            Some(h) => Some(
+                communicator::settings(&w.comm, h.clone(), temporary.as_ref())
+                    .map_err(StepError::Failed)?,
+            ),
+            None => None,
+        };
+        let clear = w.comm.ssh_clear_authorized_keys && temporary.is_some();
+        let build = communicator::build_data(&vm, host.as_deref(), &w.comm, &self.run.vars);
+        let output = |line: &str| {
+            run.recorder.event(Event::Output {
+                build: self.run.name.clone(),
+                line: self.run.mask(line),
+            })
+        };
+        let cancelled = || run.recorder.cancelled();
+        let ctx = provision::Context {
+            build_name: &self.run.name,
+            builder_type: w.builder_type,
+            build,
+            base_dir: &w.template_dir,
+            output: &output,
+            cancelled: &cancelled,
+        };
+        communicator::provision(&w.comm, settings, clear, &w.provisioners, &ctx)
+            .await
+            .map_err(|e| StepError::Failed(self.run.mask(&format!("provisioning failed: {e}"))))?;
+        if run.recorder.cancelled() {
+            return Err(StepError::Interrupted);
+        }
+        self.run.outputs.put(&self.vm, Output::Vm(Box::new(vm)));
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! The OMI's snapshots: made by CreateImage, recorded by the image's node,
+//! complete once the OMI is; removed after it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{BuildRun, deleted};
+use crate::builders::cloud::Cloud;
+use crate::graph::{Address, DestroyError, Destroyed, Kind, Lifetime, Node, Run, Step, StepError};
+use crate::oapi::model::{DeleteSnapshotRequest, Snapshot};
+use crate::state::Status;
+
+pub fn attributes(snapshot: &Snapshot) -> BTreeMap<String, Value> {
+    BTreeMap::from([
+        ("id".to_string(), json!(snapshot.snapshot_id)),
+        ("volume_size".to_string(), json!(snapshot.volume_size)),
+    ])
+}
+
+/// Marks the snapshot the image's node recorded as complete.
+struct Complete {
+    run: Arc<BuildRun>,
+    maker: Address,
+}
+
+/// The node of the snapshot of `device`, made by the image at `maker`; an
+/// ephemeral one goes with a capture the OMI does not keep it from.
+pub fn node(run: &Arc<BuildRun>, maker: &Address, device: &str, lifetime: Lifetime) -> Node {
+    let step = Complete {
+        run: Arc::clone(run),
+        maker: maker.clone(),
+    };
+    let mut node = Node::new(
+        &run.name,
+        Kind::Snapshot,
+        Some(device),
+        lifetime,
+        Arc::new(step),
+    )
+    .with("id", None);
+    if lifetime == Lifetime::Durable {
+        node.digest = Some(run.digest.clone());
+    }
+    node
+}
+
+#[async_trait]
+impl Step for Complete {
+    async fn run(&self, run: &Run<'_>) -> Result<(), StepError> {
+        let Some(entry) = run.recorder.get(run.address).filter(|r| r.id.is_some()) else {
+            return Err(StepError::Failed(format!(
+                "{} made no snapshot for {}",
+                self.maker, run.address
+            )));
+        };
+        if !entry.ephemeral {
+            run.recorder
+                .update(
+                    run.address,
+                    entry.attributes,
+                    Some(self.run.digest.clone()),
+                    Status::Created,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn destroy(cloud: &Cloud, id: &str) -> Result<Destroyed, DestroyError> {
+    deleted(
+        cloud
+            .client
+            .call(&DeleteSnapshotRequest {
+                snapshot_id: id.to_string(),
+                ..Default::default()
+            })
+            .await,
+        id,
+    )
+}

@@ -1,0 +1,170 @@
+//! From a planned graph to the jobs an apply runs, and the order between
+//! them: every node with an action, the removal of every ephemeral node once
+//! nothing after it needs it, and the removal of leftovers before their
+//! build starts again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::graph::{Action, Address, Edge, Graph, Kind, Lifetime, NodeIndex, Step};
+use crate::state::State;
+
+use super::diff::Diff;
+
+/// What a job does.
+#[derive(Clone)]
+pub enum Work {
+    /// The node's step carries out its action.
+    Step(Arc<dyn Step>),
+    /// The state entry at the job's address is destroyed.
+    Destroy,
+    /// Nothing at apply time (a data node, read at plan time).
+    Nothing,
+}
+
+/// One job of an apply.
+#[derive(Clone)]
+pub struct Job {
+    /// Unique in the schedule: the address, with ` (destroy)` for the
+    /// removal of an ephemeral node and ` (orphan)` for a leftover's.
+    pub id: String,
+    pub address: Address,
+    pub build: String,
+    pub kind: Kind,
+    pub action: Action,
+    pub ephemeral: bool,
+    pub work: Work,
+}
+
+impl Job {
+    /// How long the job usually lasts, relative to a quick call: the walk
+    /// starts the longest remaining chains first.
+    pub fn weight(&self) -> u64 {
+        match (self.kind, self.action) {
+            (Kind::Vm, Action::Create | Action::Replace) => 10,
+            (Kind::Image, Action::Create | Action::Replace) => 10,
+            (Kind::Vm, Action::Destroy) | (Kind::Stop, _) => 5,
+            (Kind::Provision, _) => 5,
+            _ => 1,
+        }
+    }
+}
+
+/// The jobs of an apply and the order between them: `(a, b)` means job `a`
+/// finishes before job `b` starts.
+#[derive(Clone, Default)]
+pub struct Schedule {
+    pub jobs: Vec<Job>,
+    pub edges: Vec<(usize, usize)>,
+}
+
+pub const DESTROY_SUFFIX: &str = " (destroy)";
+pub const ORPHAN_SUFFIX: &str = " (orphan)";
+
+/// The schedule of `graph` as planned, with `diff`'s leftovers.
+pub fn schedule(graph: &Graph, diff: &Diff, state: &State) -> Schedule {
+    let mut s = Schedule::default();
+    let mut job_of: BTreeMap<NodeIndex, usize> = BTreeMap::new();
+    let mut teardown_of: BTreeMap<NodeIndex, usize> = BTreeMap::new();
+    for i in graph.indices() {
+        let node = graph.node(i);
+        let Some(action) = node.action else { continue };
+        let work = match node.lifetime {
+            Lifetime::Data => Work::Nothing,
+            _ => Work::Step(Arc::clone(&node.step)),
+        };
+        job_of.insert(i, s.jobs.len());
+        s.jobs.push(Job {
+            id: node.address.to_string(),
+            address: node.address.clone(),
+            build: node.build.clone(),
+            kind: node.kind,
+            action,
+            ephemeral: node.ephemeral(),
+            work,
+        });
+    }
+    for i in graph.indices() {
+        let node = graph.node(i);
+        if node.ephemeral() && node.action.is_some_and(Action::makes) {
+            teardown_of.insert(i, s.jobs.len());
+            s.jobs.push(Job {
+                id: format!("{}{DESTROY_SUFFIX}", node.address),
+                address: node.address.clone(),
+                build: node.build.clone(),
+                kind: node.kind,
+                action: Action::Destroy,
+                ephemeral: true,
+                work: Work::Destroy,
+            });
+        }
+    }
+    let mut edges: BTreeSet<(usize, usize)> = BTreeSet::new();
+    for (a, b, edge) in graph.edges() {
+        if let (Some(&ja), Some(&jb)) = (job_of.get(&a), job_of.get(&b)) {
+            edges.insert((ja, jb));
+        }
+        if let (Some(&ta), Some(&tb)) = (teardown_of.get(&a), teardown_of.get(&b)) {
+            edges.insert(match edge {
+                // The user goes before what it used.
+                Edge::Needs => (tb, ta),
+                // The maker goes before what it made, which it uses.
+                Edge::Makes => (ta, tb),
+            });
+        }
+    }
+    // An ephemeral node goes once everything after it is done.
+    for (&i, &t) in &teardown_of {
+        edges.insert((job_of[&i], t));
+        for later in reachable(graph, i) {
+            if let Some(&j) = job_of.get(&later) {
+                edges.insert((j, t));
+            }
+        }
+    }
+    // Leftovers go first, in the order their dependencies say, before
+    // their build makes anything.
+    let mut orphan_of: BTreeMap<Address, usize> = BTreeMap::new();
+    for o in &diff.orphans {
+        let Some(r) = state.get(o.address.as_str()) else {
+            continue;
+        };
+        orphan_of.insert(r.address.clone(), s.jobs.len());
+        s.jobs.push(Job {
+            id: format!("{}{ORPHAN_SUFFIX}", r.address),
+            address: r.address.clone(),
+            build: r.build.clone(),
+            kind: r.kind,
+            action: Action::Destroy,
+            ephemeral: r.ephemeral,
+            work: Work::Destroy,
+        });
+    }
+    for (address, &j) in &orphan_of {
+        let r = state.get(address.as_str()).expect("an orphan of the state");
+        for d in &r.dependencies {
+            if let Some(&k) = orphan_of.get(d) {
+                edges.insert((j, k));
+            }
+        }
+        for (i, &job) in &job_of {
+            if graph.node(*i).build == r.build {
+                edges.insert((j, job));
+            }
+        }
+    }
+    s.edges = edges.into_iter().collect();
+    s
+}
+
+/// Every node after `i`, however far.
+fn reachable(graph: &Graph, i: NodeIndex) -> BTreeSet<NodeIndex> {
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<NodeIndex> = graph.after(i).map(|(n, _)| n).collect();
+    while let Some(n) = stack.pop() {
+        if seen.insert(n) {
+            stack.extend(graph.after(n).map(|(m, _)| m));
+        }
+    }
+    seen
+}
