@@ -90,14 +90,15 @@ pub fn failed(e: Error) -> StepError {
     StepError::Failed(e.to_string())
 }
 
-/// Tags asked for by several steps, sent together: each [`Tagger::flush`]
-/// makes one CreateTags per set of resources that get the same tags, so the
-/// ownership tags of everything a build made since the last flush cost one
+/// Tags asked for by a build's steps, sent together at the moments the
+/// build chooses: each [`Tagger::flush`] makes one CreateTags per set of
+/// tags, for every resource of the build that gets that set, so the
+/// ownership tags of everything a build made since its last flush cost one
 /// call.
 pub struct Tagger {
     client: Client,
-    /// Resource id → tags it should get.
-    pending: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Build → resource id → tags it should get.
+    pending: Mutex<BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>>,
 }
 
 impl Tagger {
@@ -108,9 +109,13 @@ impl Tagger {
         }
     }
 
-    /// Tags to put on `ids` at the next flush.
-    pub fn add(&self, ids: &[String], tags: &[ResourceTag]) {
+    /// Tags to put on `ids` at the build's next flush.
+    pub fn add(&self, build: &str, ids: &[String], tags: &[ResourceTag]) {
+        if tags.is_empty() {
+            return;
+        }
         let mut pending = self.pending.lock().expect("tagger lock");
+        let pending = pending.entry(build.to_string()).or_default();
         for id in ids {
             let entry = pending.entry(id.clone()).or_default();
             for t in tags {
@@ -121,24 +126,20 @@ impl Tagger {
 
     /// Drops what was asked for `id`: it is being deleted.
     pub fn forget(&self, id: &str) {
-        self.pending.lock().expect("tagger lock").remove(id);
+        for pending in self.pending.lock().expect("tagger lock").values_mut() {
+            pending.remove(id);
+        }
     }
 
-    /// Sends every pending tag: for each tag, the resources that get it;
-    /// tags that go on the same resources go in one call.
-    pub async fn flush(&self) -> Result<(), Error> {
-        let pending = std::mem::take(&mut *self.pending.lock().expect("tagger lock"));
-        let mut by_tag: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-        for (id, tags) in pending {
-            for (k, v) in tags {
-                by_tag.entry((k, v)).or_default().insert(id.clone());
-            }
-        }
-        let mut calls: BTreeMap<BTreeSet<String>, Vec<ResourceTag>> = BTreeMap::new();
-        for ((k, v), ids) in by_tag {
-            calls.entry(ids).or_default().push(ResourceTag::new(k, v));
-        }
-        for (ids, tags) in calls {
+    /// Sends the build's pending tags.
+    pub async fn flush(&self, build: &str) -> Result<(), Error> {
+        let pending = self
+            .pending
+            .lock()
+            .expect("tagger lock")
+            .remove(build)
+            .unwrap_or_default();
+        for (ids, tags) in calls(pending) {
             self.client
                 .call(&CreateTagsRequest {
                     resource_ids: ids.into_iter().collect(),
@@ -149,6 +150,23 @@ impl Tagger {
         }
         Ok(())
     }
+}
+
+/// The CreateTags calls for `pending` (resource id → tags): one per set of
+/// tags, with every resource that gets exactly that set.
+fn calls(
+    pending: BTreeMap<String, BTreeMap<String, String>>,
+) -> Vec<(Vec<String>, Vec<ResourceTag>)> {
+    let mut by_tags: BTreeMap<BTreeMap<String, String>, BTreeSet<String>> = BTreeMap::new();
+    for (id, tags) in pending {
+        if !tags.is_empty() {
+            by_tags.entry(tags).or_default().insert(id);
+        }
+    }
+    by_tags
+        .into_iter()
+        .map(|(tags, ids)| (ids.into_iter().collect(), to_tags(&tags)))
+        .collect()
 }
 
 /// Runs a wait for `address` to be `target`, telling the user when it
@@ -211,6 +229,37 @@ pub fn state_reporter<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resources_with_the_same_tags_share_a_call() {
+        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let owned = tags(&[(TAG_LINEAGE, "l"), (TAG_BUILD, "web")]);
+        let mut named = owned.clone();
+        named.insert("Name".into(), "osci builder web".into());
+        let pending = BTreeMap::from([
+            ("sg-1".to_string(), owned.clone()),
+            ("i-1".to_string(), named),
+            ("vol-1".to_string(), owned.clone()),
+            ("vol-2".to_string(), owned),
+        ]);
+        let calls = calls(pending);
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert!(
+            calls
+                .iter()
+                .any(|(ids, tags)| ids == &["sg-1", "vol-1", "vol-2"] && tags.len() == 2)
+        );
+        assert!(
+            calls
+                .iter()
+                .any(|(ids, tags)| ids == &["i-1"] && tags.len() == 3)
+        );
+    }
 
     #[test]
     fn user_tags_hide_osci_tags() {

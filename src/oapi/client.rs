@@ -168,7 +168,11 @@ impl Client {
 
     async fn attempt<O: Operation>(&self, body: &Bytes) -> Result<O::Response, AttemptError> {
         if let Some(limiter) = &self.inner.limiter {
-            limiter.acquire().await;
+            if O::BACKGROUND {
+                limiter.acquire_background().await;
+            } else {
+                limiter.acquire().await;
+            }
         }
         let request = self.signed_request(O::NAME, body.clone());
         let url = request.uri().to_string();

@@ -2,16 +2,20 @@
 //! second by default), so a busy apply does not run into the per-account
 //! throttling in the first place.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// A token bucket: `burst` requests at once, refilled at `rate` per second.
+/// Background requests (tagging) let the others go first.
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
     state: Mutex<(f64, Instant)>,
+    /// Requests waiting for a token that background ones yield to.
+    waiting: AtomicUsize,
 }
 
 impl RateLimiter {
@@ -21,14 +25,31 @@ impl RateLimiter {
             rate,
             burst,
             state: Mutex::new((burst, Instant::now())),
+            waiting: AtomicUsize::new(0),
         }
     }
 
     /// Waits until one request may be sent.
     pub async fn acquire(&self) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.take(false).await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Waits until one request may be sent and no other waits for it.
+    pub async fn acquire_background(&self) {
+        self.take(true).await;
+    }
+
+    async fn take(&self, background: bool) {
         loop {
             let wait = {
                 let mut state = self.state.lock().await;
+                if background && self.waiting.load(Ordering::SeqCst) > 0 {
+                    drop(state);
+                    tokio::time::sleep(Duration::from_secs_f64(1.0 / self.rate)).await;
+                    continue;
+                }
                 let now = Instant::now();
                 let refill = now.duration_since(state.1).as_secs_f64() * self.rate;
                 state.0 = (state.0 + refill).min(self.burst);
@@ -47,6 +68,30 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn background_requests_let_the_others_go_first() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(5.0, 1));
+        limiter.acquire().await;
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let spawn = |name: &'static str, background: bool| {
+            let (limiter, order) = (limiter.clone(), order.clone());
+            tokio::spawn(async move {
+                if background {
+                    limiter.acquire_background().await;
+                } else {
+                    limiter.acquire().await;
+                }
+                order.lock().unwrap().push(name);
+            })
+        };
+        let tag = spawn("tag", true);
+        tokio::task::yield_now().await;
+        let create = spawn("create", false);
+        tag.await.unwrap();
+        create.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["create", "tag"]);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn spaces_requests_after_the_burst() {

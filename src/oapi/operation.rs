@@ -18,6 +18,10 @@ pub trait Operation: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Whether the answer may hold a secret (CreateKeypair's private key):
     /// then no part of it goes into error messages or logs.
     const SECRET_ANSWER: bool = false;
+
+    /// Whether the call can wait for the others under the rate limit: its
+    /// outcome holds nothing up (tagging).
+    const BACKGROUND: bool = false;
 }
 
 /// The most results per page the API serves (`ResultsPerPage` is 1 to 1000).
@@ -40,6 +44,13 @@ macro_rules! operation {
         impl $crate::oapi::operation::Operation for $req {
             const NAME: &'static str = $name;
             type Response = $resp;
+        }
+    };
+    ($req:ty => $resp:ty, $name:literal, background) => {
+        impl $crate::oapi::operation::Operation for $req {
+            const NAME: &'static str = $name;
+            type Response = $resp;
+            const BACKGROUND: bool = true;
         }
     };
     ($req:ty => $resp:ty, $name:literal, secret_answer) => {

@@ -389,30 +389,73 @@ impl Waiters {
 
     /// Waits for an image to be `available`; `failed` is a failure.
     pub async fn image_available(&self, id: &str, policy: &WaitPolicy) -> Result<Image, Error> {
-        self.image_reporting(id, policy, &quiet).await
+        self.image_reporting(id, &[], policy, &quiet).await
     }
 
+    /// Waits for an image made with `snapshots` to be `available`. It is
+    /// when they are complete: their progress, read once, tells when to
+    /// look.
     pub async fn image_reporting(
         &self,
         id: &str,
+        snapshots: &[String],
         policy: &WaitPolicy,
         on_state: OnState<'_>,
     ) -> Result<Image, Error> {
         let what = format!("image {id} to be available");
-        poll(&self.images, &what, id, policy, on_state, |image, start| {
-            Ok(match image {
-                None => not_found(start, policy, id)?,
-                Some(i) if i.state == "available" => Check::Done(i),
-                Some(i) if i.state == "failed" => Check::Failed {
-                    reason: i
-                        .state_comment
-                        .and_then(|c| c.state_message)
-                        .unwrap_or_default(),
-                    state: i.state,
-                },
-                Some(i) => Check::Pending(i.state),
-            })
-        })
+        let start = Instant::now();
+        let mut first = start + policy.initial_interval;
+        if !snapshots.is_empty() {
+            let mut longest = Duration::ZERO;
+            let mut least = 100;
+            for s in snapshots {
+                let seen = self
+                    .snapshots
+                    .observe(s, first, policy.initial_interval / 2)
+                    .await?;
+                let progress = match seen {
+                    Some(s) if s.state == "completed" => 100,
+                    Some(s) if s.state == "pending" => s.progress.clamp(0, 100),
+                    _ => 0,
+                };
+                least = least.min(progress);
+                if progress > 0 {
+                    let total = start.elapsed().mul_f64(100.0 / progress as f64);
+                    longest = longest.max(total);
+                }
+            }
+            on_state(&format!("pending {least}%"));
+            // At the moment the slowest snapshot should be done, or at the
+            // usual pace when progress says nothing.
+            let now = Instant::now();
+            first = if least > 0 {
+                (start + longest + Duration::from_millis(50)).max(now)
+            } else {
+                now + policy.next_interval(start.elapsed())
+            };
+        }
+        poll_from(
+            &self.images,
+            &what,
+            id,
+            policy,
+            (start, first),
+            on_state,
+            |image, start| {
+                Ok(match image {
+                    None => not_found(start, policy, id)?,
+                    Some(i) if i.state == "available" => Check::Done(i),
+                    Some(i) if i.state == "failed" => Check::Failed {
+                        reason: i
+                            .state_comment
+                            .and_then(|c| c.state_message)
+                            .unwrap_or_default(),
+                        state: i.state,
+                    },
+                    Some(i) => Check::Pending(i.state),
+                })
+            },
+        )
         .await
     }
 
@@ -502,11 +545,26 @@ async fn poll<T: Clone + Send + Sync + 'static, R>(
     check: impl Fn(Option<T>, Instant) -> Result<Check<R>, Error>,
 ) -> Result<R, Error> {
     let start = Instant::now();
+    let first = start + policy.initial_interval;
+    poll_from(poller, what, id, policy, (start, first), on_state, check).await
+}
+
+/// [`poll`], for a wait that started at `start` and first looks at `first`.
+async fn poll_from<T: Clone + Send + Sync + 'static, R>(
+    poller: &Poller<T>,
+    what: &str,
+    id: &str,
+    policy: &WaitPolicy,
+    (start, first): (Instant, Instant),
+    on_state: OnState<'_>,
+    check: impl Fn(Option<T>, Instant) -> Result<Check<R>, Error>,
+) -> Result<R, Error> {
     let mut watch = Watch::new(what);
-    let mut next = start + policy.initial_interval;
-    // A quarter of an interval: enough to fall in step with waits that
-    // started a little later, too little to matter to this one.
-    let slack = policy.initial_interval / 4;
+    let mut next = first;
+    // Half an interval: waits that started a little later fall in step
+    // with this one. The last of a group of waits decides when they all
+    // end, so the others lose nothing by waiting for it.
+    let slack = policy.initial_interval / 2;
     loop {
         let seen = poller.observe(id, next, slack).await?;
         let before = watch.last_state.clone();

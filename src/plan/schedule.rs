@@ -113,10 +113,12 @@ pub fn schedule(graph: &Graph, diff: &Diff, state: &State) -> Schedule {
             });
         }
     }
-    // An ephemeral node goes once everything after it is done.
+    // An ephemeral node goes once what it serves is done: the nodes after
+    // it, up to the first durable ones (made from it); their settings do
+    // not need it.
     for (&i, &t) in &teardown_of {
         edges.insert((job_of[&i], t));
-        for later in reachable(graph, i) {
+        for later in served(graph, i) {
             if let Some(&j) = job_of.get(&later) {
                 edges.insert((j, t));
             }
@@ -157,12 +159,14 @@ pub fn schedule(graph: &Graph, diff: &Diff, state: &State) -> Schedule {
     s
 }
 
-/// Every node after `i`, however far.
-fn reachable(graph: &Graph, i: NodeIndex) -> BTreeSet<NodeIndex> {
+/// The nodes after `i` through ephemeral and step nodes, with the durable
+/// ones where those paths end.
+fn served(graph: &Graph, i: NodeIndex) -> BTreeSet<NodeIndex> {
     let mut seen = BTreeSet::new();
     let mut stack: Vec<NodeIndex> = graph.after(i).map(|(n, _)| n).collect();
     while let Some(n) = stack.pop() {
-        if seen.insert(n) {
+        if seen.insert(n) && matches!(graph.node(n).lifetime, Lifetime::Ephemeral | Lifetime::Step)
+        {
             stack.extend(graph.after(n).map(|(m, _)| m));
         }
     }

@@ -152,14 +152,15 @@ async fn make_image(
     )
     .await?;
     // Only its own snapshots: one the template named is someone else's.
-    let mut ids = record_snapshots(run, build, &first, snapshot).await?;
+    let snapshots = record_snapshots(run, build, &first, snapshot).await?;
+    let mut ids = snapshots.clone();
     ids.push(first.image_id.clone());
     let lineage = run.recorder.lineage();
     // Found again by name and through the image: the tags wait for the
     // next moment tags are sent.
     cloud
         .tagger
-        .add(&ids, &ownership_tags(&lineage, &build.name));
+        .add(&build.name, &ids, &ownership_tags(&lineage, &build.name));
     let report = state_reporter(run.recorder, run.address);
     let image = waiting(
         run.recorder,
@@ -167,13 +168,13 @@ async fn make_image(
         "available",
         cloud
             .waiters
-            .image_reporting(&first.image_id, &cloud.wait, &report),
+            .image_reporting(&first.image_id, &snapshots, &cloud.wait, &report),
     )
     .await?;
     let late = record_snapshots(run, build, &image, snapshot).await?;
     cloud
         .tagger
-        .add(&late, &ownership_tags(&lineage, &build.name));
+        .add(&build.name, &late, &ownership_tags(&lineage, &build.name));
     Ok(image)
 }
 

@@ -63,6 +63,7 @@ impl Step for Make {
         })?;
         if let Some(id) = &made.keypair_id {
             cloud.tagger.add(
+                &self.run.name,
                 std::slice::from_ref(id),
                 &ownership_tags(&lineage, &self.run.name),
             );

@@ -46,6 +46,7 @@ impl Step for Make {
         )
         .await?;
         cloud.tagger.add(
+            &self.run.name,
             std::slice::from_ref(&id),
             &ownership_tags(&run.recorder.lineage(), &self.run.name),
         );

@@ -83,6 +83,7 @@ impl Step for Make {
         }
         // Found again by its name: its tags can wait for the VM's.
         cloud.tagger.add(
+            &self.run.name,
             std::slice::from_ref(&id),
             &ownership_tags(&run.recorder.lineage(), &self.run.name),
         );

@@ -107,9 +107,9 @@ impl Step for Set {
                 .collect();
             cloud
                 .tagger
-                .add(std::slice::from_ref(id), &to_tags(&changed));
+                .add(&self.run.name, std::slice::from_ref(id), &to_tags(&changed));
         }
-        cloud.tagger.flush().await.map_err(failed)?;
+        cloud.tagger.flush(&self.run.name).await.map_err(failed)?;
         let attributes = BTreeMap::from([
             ("tags".to_string(), json!(self.tags)),
             ("snapshot_tags".to_string(), json!(self.snapshot_tags)),

@@ -176,7 +176,7 @@ impl Make {
         tags.extend(to_tags(
             &self.run.render(&self.launch.config.run_volume_tags)?,
         ));
-        self.run.cloud.tagger.add(&ids, &tags);
+        self.run.cloud.tagger.add(&self.run.name, &ids, &tags);
         Ok(())
     }
 }
@@ -212,25 +212,29 @@ impl Step for Make {
             .or_insert_with(|| format!("osci builder {}", self.run.name));
         let mut tags = ownership_tags(&run.recorder.lineage(), &self.run.name);
         tags.extend(to_tags(&run_tags));
-        cloud.tagger.add(std::slice::from_ref(&vm.vm_id), &tags);
+        cloud
+            .tagger
+            .add(&self.run.name, std::slice::from_ref(&vm.vm_id), &tags);
         self.record_volumes(run, &vm).await?;
         // The VM's tags, its volumes', and those of what it was launched
-        // with, in as few calls as their tags allow.
-        cloud.tagger.flush().await.map_err(failed)?;
+        // with, in as few calls as their tags allow, while it boots.
         let report = state_reporter(run.recorder, run.address);
-        let vm = waiting(
-            run.recorder,
-            run.address,
-            "running",
-            cloud
-                .waiters
-                .vm_reporting(&vm.vm_id, "running", &cloud.wait, &report),
-        )
-        .await?
-        .ok_or_else(|| StepError::Failed(format!("VM {} vanished", vm.vm_id)))?;
+        let (tagged, running) = tokio::join!(
+            cloud.tagger.flush(&self.run.name),
+            waiting(
+                run.recorder,
+                run.address,
+                "running",
+                cloud
+                    .waiters
+                    .vm_reporting(&vm.vm_id, "running", &cloud.wait, &report),
+            )
+        );
+        tagged.map_err(failed)?;
+        let vm = running?.ok_or_else(|| StepError::Failed(format!("VM {} vanished", vm.vm_id)))?;
         // Volumes the launch answer did not name yet.
         self.record_volumes(run, &vm).await?;
-        cloud.tagger.flush().await.map_err(failed)?;
+        cloud.tagger.flush(&self.run.name).await.map_err(failed)?;
         let mut vm = vm;
         if let Some(address) = &self.launch.public_ip {
             let Some(Output::Id(ip)) = self.run.output(address) else {

@@ -24,7 +24,7 @@ pub struct CreateTagsRequest {
     pub tags: Vec<ResourceTag>,
     pub dry_run: Option<bool>,
 }
-operation!(CreateTagsRequest => EmptyResponse, "CreateTags");
+operation!(CreateTagsRequest => EmptyResponse, "CreateTags", background);
 
 /// Deletes only the tags whose key and value both match.
 #[serde_with::skip_serializing_none]
