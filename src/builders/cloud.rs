@@ -97,9 +97,11 @@ pub fn failed(e: Error) -> StepError {
 /// call.
 pub struct Tagger {
     client: Client,
-    /// Build → resource id → tags it should get.
-    pending: Mutex<BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>>,
+    pending: Mutex<BTreeMap<String, Wanted>>,
 }
+
+/// Resource id → the tags it should get, for one build.
+type Wanted = BTreeMap<String, BTreeMap<String, String>>;
 
 impl Tagger {
     pub fn new(client: Client) -> Tagger {
