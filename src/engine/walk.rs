@@ -273,3 +273,292 @@ fn panic_message(e: tokio::task::JoinError) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[derive(Clone)]
+    enum Does {
+        Succeed,
+        Fail,
+        Panic,
+        /// Runs only if `n` jobs meet at the barrier at once.
+        Meet(Arc<tokio::sync::Barrier>),
+        Sleep(u64),
+    }
+
+    /// A job that logs what happens to it and counts how many run at once.
+    struct Probe {
+        name: &'static str,
+        group: Option<&'static str>,
+        weight: u64,
+        does: Does,
+        log: Arc<Mutex<Vec<String>>>,
+        running: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl Job for Probe {
+        fn label(&self) -> String {
+            self.name.to_string()
+        }
+
+        fn group(&self) -> Option<String> {
+            self.group.map(String::from)
+        }
+
+        fn weight(&self) -> u64 {
+            self.weight
+        }
+
+        async fn run(&self) -> Result<(), String> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            self.log.lock().unwrap().push(format!("run {}", self.name));
+            let result = match &self.does {
+                Does::Succeed => Ok(()),
+                Does::Fail => Err(format!("{} failed", self.name)),
+                Does::Panic => panic!("{} panicked on purpose", self.name),
+                Does::Meet(barrier) => {
+                    match tokio::time::timeout(Duration::from_secs(5), barrier.wait()).await {
+                        Ok(_) => Ok(()),
+                        Err(_) => Err("nobody met me".into()),
+                    }
+                }
+                Does::Sleep(ms) => {
+                    tokio::time::sleep(Duration::from_millis(*ms)).await;
+                    Ok(())
+                }
+            };
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            result
+        }
+
+        async fn undo(&self) -> Result<(), String> {
+            self.log.lock().unwrap().push(format!("undo {}", self.name));
+            Ok(())
+        }
+    }
+
+    struct Bench {
+        log: Arc<Mutex<Vec<String>>>,
+        running: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+    }
+
+    impl Bench {
+        fn new() -> Bench {
+            Bench {
+                log: Arc::default(),
+                running: Arc::default(),
+                most: Arc::default(),
+            }
+        }
+
+        fn job(&self, name: &'static str, group: Option<&'static str>, does: Does) -> Arc<Probe> {
+            self.weighed(name, group, 1, does)
+        }
+
+        fn weighed(
+            &self,
+            name: &'static str,
+            group: Option<&'static str>,
+            weight: u64,
+            does: Does,
+        ) -> Arc<Probe> {
+            Arc::new(Probe {
+                name,
+                group,
+                weight,
+                does,
+                log: Arc::clone(&self.log),
+                running: Arc::clone(&self.running),
+                most: Arc::clone(&self.most),
+            })
+        }
+
+        fn log(&self) -> Vec<String> {
+            self.log.lock().unwrap().clone()
+        }
+    }
+
+    fn never() -> bool {
+        false
+    }
+
+    fn options(parallelism: usize, reverse: bool) -> Options<'static> {
+        Options {
+            parallelism,
+            reverse,
+            stop: &never,
+        }
+    }
+
+    #[tokio::test]
+    async fn independent_jobs_overlap() {
+        let b = Bench::new();
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let jobs = vec![
+            b.job("a", Some("one"), Does::Meet(Arc::clone(&barrier))),
+            b.job("b", Some("two"), Does::Meet(barrier)),
+        ];
+        let report = walk(jobs, &[], &options(2, false)).await.unwrap();
+        assert_eq!(report.outcomes, [Outcome::Done, Outcome::Done]);
+        assert_eq!(b.most.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_parallelism_bound_holds() {
+        let b = Bench::new();
+        let jobs: Vec<_> = (0..20).map(|_| b.job("j", None, Does::Sleep(10))).collect();
+        let report = walk(jobs, &[], &options(3, false)).await.unwrap();
+        assert!(report.outcomes.iter().all(|o| *o == Outcome::Done));
+        assert_eq!(b.log().len(), 20);
+        assert_eq!(
+            b.most.load(Ordering::SeqCst),
+            3,
+            "at most 3 at once, and 3 reached"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_longest_remaining_chain_goes_first() {
+        let b = Bench::new();
+        // x and y are given first, but a heads a chain of three.
+        let jobs = vec![
+            b.job("x", None, Does::Succeed),
+            b.job("y", None, Does::Succeed),
+            b.job("a", None, Does::Succeed),
+            b.job("b", None, Does::Succeed),
+            b.job("c", None, Does::Succeed),
+            b.weighed("long", None, 10, Does::Succeed),
+        ];
+        let edges = [(2, 3), (3, 4)];
+        walk(jobs, &edges, &options(1, false)).await.unwrap();
+        // Once a and b are done, c heads a chain as short as x's and y's:
+        // then the order they were given decides.
+        assert_eq!(
+            b.log(),
+            ["run long", "run a", "run b", "run x", "run y", "run c"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_stops_new_work_and_reverses_exactly_what_was_made() {
+        let b = Bench::new();
+        let jobs = vec![
+            b.job("a", Some("web"), Does::Succeed),
+            b.job("b", Some("web"), Does::Fail),
+            b.job("c", Some("web"), Does::Succeed),
+            b.job("d", Some("web"), Does::Succeed),
+            // Independent of the chain, in the same build: not started
+            // after the failure.
+            b.job("late", Some("web"), Does::Succeed),
+            b.job("x", Some("db"), Does::Succeed),
+            b.job("y", Some("db"), Does::Succeed),
+        ];
+        let edges = [(0, 1), (1, 2), (2, 3), (5, 6)];
+        let report = walk(jobs, &edges, &options(1, true)).await.unwrap();
+        assert_eq!(
+            report.outcomes,
+            [
+                Outcome::Done,
+                Outcome::Failed("b failed".into()),
+                Outcome::Skipped,
+                Outcome::Skipped,
+                Outcome::Skipped,
+                Outcome::Done,
+                Outcome::Done,
+            ]
+        );
+        assert_eq!(report.failed_groups, BTreeSet::from(["web".to_string()]));
+        let log = b.log();
+        let undos: Vec<&String> = log.iter().filter(|l| l.starts_with("undo")).collect();
+        assert_eq!(undos, ["undo b", "undo a"], "{log:?}");
+        assert!(!log.contains(&"run c".to_string()) && !log.contains(&"run late".to_string()));
+        let undone: Vec<usize> = report.undone.iter().map(|(i, _)| *i).collect();
+        assert_eq!(undone, [0, 1]);
+    }
+
+    #[tokio::test]
+    async fn without_reversal_a_failed_group_is_left_as_it_is() {
+        let b = Bench::new();
+        let jobs = vec![
+            b.job("a", Some("web"), Does::Succeed),
+            b.job("b", Some("web"), Does::Fail),
+        ];
+        let report = walk(jobs, &[(0, 1)], &options(2, false)).await.unwrap();
+        assert!(report.undone.is_empty());
+        assert_eq!(b.log(), ["run a", "run b"]);
+    }
+
+    #[tokio::test]
+    async fn a_cycle_is_refused_naming_it() {
+        let b = Bench::new();
+        let jobs = vec![
+            b.job("d", None, Does::Succeed),
+            b.job("a", None, Does::Succeed),
+            b.job("b", None, Does::Succeed),
+            b.job("c", None, Does::Succeed),
+        ];
+        let edges = [(0, 1), (1, 2), (2, 3), (3, 1)];
+        let cycle = walk(jobs, &edges, &options(2, true)).await.unwrap_err();
+        assert_eq!(cycle.0, ["a", "b", "c"]);
+        assert_eq!(cycle.to_string(), "the graph has a cycle: a -> b -> c -> a");
+        assert!(b.log().is_empty(), "nothing ran");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_only_its_group() {
+        let b = Bench::new();
+        let jobs = vec![
+            b.job("a", Some("web"), Does::Panic),
+            b.job("a2", Some("web"), Does::Succeed),
+            b.job("x", Some("db"), Does::Succeed),
+            b.job("y", Some("db"), Does::Succeed),
+        ];
+        let edges = [(0, 1), (2, 3)];
+        let report = walk(jobs, &edges, &options(2, true)).await.unwrap();
+        match &report.outcomes[0] {
+            Outcome::Failed(why) => assert!(why.contains("a panicked on purpose"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(report.outcomes[1], Outcome::Skipped);
+        assert_eq!(report.outcomes[2..], [Outcome::Done, Outcome::Done]);
+        assert_eq!(report.failed_groups, BTreeSet::from(["web".to_string()]));
+        assert!(
+            b.log().contains(&"undo a".to_string()),
+            "cleanup still runs"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stop_starts_nothing_more_and_fails_unfinished_groups() {
+        let b = Bench::new();
+        let stop = || true;
+        let jobs = vec![
+            b.job("a", Some("web"), Does::Succeed),
+            b.job("b", Some("web"), Does::Succeed),
+        ];
+        let report = walk(
+            jobs,
+            &[(0, 1)],
+            &Options {
+                parallelism: 1,
+                reverse: true,
+                stop: &stop,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(report.stopped);
+        assert_eq!(report.outcomes, [Outcome::Skipped, Outcome::Skipped]);
+        assert_eq!(report.failed_groups, BTreeSet::from(["web".to_string()]));
+        assert!(b.log().is_empty(), "{:?}", b.log());
+    }
+}

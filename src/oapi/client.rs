@@ -178,6 +178,13 @@ impl Client {
         let url = request.uri().to_string();
         let started = Instant::now();
         let response = self.inner.transport.send(request).await.map_err(|e| {
+            if e.unresolved() {
+                return AttemptError::Final(Error::Unresolved {
+                    operation: O::NAME,
+                    url: url.clone(),
+                    message: e.0.clone(),
+                });
+            }
             tracing::warn!(operation = O::NAME, error = %e, "transport error");
             AttemptError::Transport(Error::Transport {
                 operation: O::NAME,

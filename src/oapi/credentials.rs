@@ -334,6 +334,42 @@ fn read_profile(
 }
 
 /// Runs the chain.
+/// A key with a character no key has: it would not sign (and could not go
+/// in a header). The message names where it came from, never the value.
+fn check_key(what: &str, value: &str, source: &Source) -> Result<(), CredentialsError> {
+    match value
+        .char_indices()
+        .find(|(_, c)| c.is_control() || c.is_whitespace())
+    {
+        None => Ok(()),
+        Some((at, c)) => Err(CredentialsError::Invalid(format!(
+            "the {what} from {source} holds {} at position {}{}: remove it",
+            describe_char(c),
+            value[..at].chars().count() + 1,
+            windows_hint(c),
+        ))),
+    }
+}
+
+fn describe_char(c: char) -> String {
+    match c {
+        '\r' => "a carriage return (\\r)".into(),
+        '\n' => "a line feed (\\n)".into(),
+        '\t' => "a tab".into(),
+        ' ' => "a space".into(),
+        c if c.is_control() => format!("the control character U+{:04X}", c as u32),
+        c => format!("{c:?}"),
+    }
+}
+
+fn windows_hint(c: char) -> &'static str {
+    if c == '\r' {
+        " (a file saved with Windows line endings leaves one)"
+    } else {
+        ""
+    }
+}
+
 pub fn resolve(
     overrides: &Overrides,
     env: &Environment<'_>,
@@ -565,6 +601,26 @@ pub fn resolve(
                  OSC_REGION, OSC_ENDPOINT_API, OSC_X509_CLIENT_CERT, OSC_X509_CLIENT_KEY)"
             ));
         }
+    }
+
+    if let Some(k) = &access_key {
+        check_key("access key", &k.value, &k.source)?;
+    }
+    if let Some(k) = &secret_key {
+        check_key("secret key", k.value.expose(), &k.source)?;
+    }
+    if let Some(bad) = region
+        .value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
+        return Err(CredentialsError::Invalid(format!(
+            "the region from {} holds {}: a region name is letters, digits and dashes, such as \
+             eu-west-2{}",
+            region.source,
+            describe_char(bad),
+            windows_hint(bad),
+        )));
     }
 
     Ok(Credentials {

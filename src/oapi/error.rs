@@ -118,6 +118,16 @@ impl std::fmt::Display for ApiError {
 pub enum Error {
     #[error("{0}")]
     Api(ApiError),
+    #[error(
+        "{operation}: the host of the endpoint {url} does not resolve ({message}). Check the \
+         region, or name the endpoint with custom_endpoint_oapi in the template or \
+         OSC_ENDPOINT_API (sim:// runs the simulator instead)"
+    )]
+    Unresolved {
+        operation: &'static str,
+        url: String,
+        message: String,
+    },
     #[error("{operation}: could not reach the API at {url}: {message}")]
     Transport {
         operation: &'static str,

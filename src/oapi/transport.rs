@@ -17,6 +17,19 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[error("{0}")]
 pub struct TransportError(pub String);
 
+impl TransportError {
+    /// Whether the endpoint's host name did not resolve: sending again will
+    /// not help, so the client says so at once.
+    pub fn unresolved(&self) -> bool {
+        let m = self.0.to_ascii_lowercase();
+        m.contains("dns error")
+            || m.contains("failed to lookup address")
+            || m.contains("name or service not known")
+            || m.contains("temporary failure in name resolution")
+            || m.contains("no address associated with hostname")
+    }
+}
+
 /// Sends one HTTP request and returns the response.
 pub trait Transport: Send + Sync {
     fn send(

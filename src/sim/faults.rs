@@ -12,6 +12,12 @@
 //! | `drop`      | the call runs, then the connection closes with no answer  |
 //! | `slow:MS`   | the answer is delayed by MS milliseconds                  |
 //! | `fail`      | the call succeeds, but the image it starts ends `failed`  |
+//! | `crash:N`   | the Nth call runs, then the process ends before answering |
+//!
+//! `crash:N` stands for a client killed right after its Nth call, before the
+//! answer reached it: with `sim://`, the simulator runs in osci's process,
+//! so osci ends there and then (exit code 137, as after SIGKILL). With
+//! `@OPERATION`, N counts that operation's calls only.
 //!
 //! RATE is a probability (default 1), COUNT caps how many times the rule
 //! fires. `throttle=0.3` throttles 30% of all calls; `drop@CreateVms*1` loses
@@ -33,6 +39,8 @@ pub enum FaultKind {
     /// What the call starts fails later on the platform's side (an image
     /// ends in `failed`), as a real region sometimes does.
     Fail,
+    /// The Nth matching call runs, then the process ends.
+    Crash(u64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,17 +59,22 @@ pub struct Decision {
     pub drop_after: bool,
     /// What the call starts is to end in its failure state.
     pub fail_later: bool,
+    /// The process ends once the call has run, before it answers.
+    pub crash_after: bool,
     pub delay: Duration,
 }
 
 pub struct Faults {
     rules: Mutex<(Vec<Rule>, StdRng)>,
+    /// Calls seen so far, all operations, and per operation.
+    seen: Mutex<(u64, std::collections::HashMap<String, u64>)>,
 }
 
 impl Faults {
     pub fn none() -> Faults {
         Faults {
             rules: Mutex::new((Vec::new(), StdRng::from_entropy())),
+            seen: Mutex::default(),
         }
     }
 
@@ -84,16 +97,30 @@ impl Faults {
         };
         Ok(Faults {
             rules: Mutex::new((rules, rng)),
+            seen: Mutex::default(),
         })
     }
 
     /// Decides the fate of one call of `operation`.
     pub fn decide(&self, operation: &str) -> Decision {
+        let (all, this) = {
+            let mut seen = self.seen.lock().expect("faults lock");
+            seen.0 += 1;
+            let all = seen.0;
+            let this = seen.1.entry(operation.to_string()).or_insert(0);
+            *this += 1;
+            (all, *this)
+        };
         let mut guard = self.rules.lock().expect("faults lock");
         let (rules, rng) = &mut *guard;
         let mut decision = Decision::default();
         for rule in rules.iter_mut() {
             if rule.operation.as_deref().is_some_and(|op| op != operation) {
+                continue;
+            }
+            if let FaultKind::Crash(n) = rule.kind {
+                let count = if rule.operation.is_some() { this } else { all };
+                decision.crash_after |= count == n;
                 continue;
             }
             if rule.remaining == Some(0) || !rng.gen_bool(rule.rate) {
@@ -153,6 +180,13 @@ fn parse_rule(raw: &str) -> Result<Rule, String> {
         "error" => FaultKind::Error,
         "drop" => FaultKind::Drop,
         "fail" => FaultKind::Fail,
+        k if k.starts_with("crash:") => FaultKind::Crash(
+            k["crash:".len()..]
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("`{raw}`: crash takes the number of a call, as crash:3"))?,
+        ),
         k => match k.strip_prefix("slow:") {
             Some(ms) => {
                 FaultKind::Slow(Duration::from_millis(ms.parse().map_err(|_| {
@@ -161,7 +195,7 @@ fn parse_rule(raw: &str) -> Result<Rule, String> {
             }
             None => {
                 return Err(format!(
-                    "`{raw}`: unknown fault `{k}` (throttle, busy, error, drop, slow:MS, fail)"
+                    "`{raw}`: unknown fault `{k}` (throttle, busy, error, drop, slow:MS, fail, crash:N)"
                 ));
             }
         },
@@ -201,6 +235,23 @@ mod tests {
         assert_eq!(f.decide("CreateVms").refuse, Some(FaultKind::Error));
         assert_eq!(f.decide("CreateVms").refuse, Some(FaultKind::Error));
         assert_eq!(f.decide("CreateVms").refuse, None);
+    }
+
+    #[test]
+    fn crash_comes_at_the_nth_call() {
+        let f = Faults::parse("crash:3").unwrap();
+        let crashes: Vec<bool> = ["A", "B", "A", "B"]
+            .iter()
+            .map(|op| f.decide(op).crash_after)
+            .collect();
+        assert_eq!(crashes, [false, false, true, false]);
+        let f = Faults::parse("crash:2@B").unwrap();
+        let crashes: Vec<bool> = ["A", "B", "A", "B"]
+            .iter()
+            .map(|op| f.decide(op).crash_after)
+            .collect();
+        assert_eq!(crashes, [false, false, false, true]);
+        assert!(Faults::parse("crash:0").is_err() && Faults::parse("crash:x").is_err());
     }
 
     #[test]

@@ -268,6 +268,10 @@ impl Sim {
                 respond(e.status, &e.body(&request_id))
             }
         };
+        if decision.crash_after {
+            // What the call did is saved; its caller never hears of it.
+            std::process::exit(137);
+        }
         if decision.drop_after {
             self.count(|s| &mut s.faults, "drop");
             return Err(Dropped);

@@ -5,7 +5,7 @@ Environment:
                             i.e. <repo>/target/debug/osci)
   OSCI_SIM_START_TIMEOUT    seconds to wait for the ready line (default 60)
   OSCI_SIM_LATENCY_SCALE    --latency-scale (default 0: instant transitions)
-  OSCI_SPEC                 OpenAPI spec (default ../shared/oapi/outscale.yaml
+  OSCI_SPEC                 OpenAPI spec (default tests/oapi/outscale.yaml
                             relative to the repo root)
 """
 

@@ -239,7 +239,7 @@ def raw_call(sim, operation, payload, **sign_kwargs):
 
 
 def spec_path():
-    path = os.environ.get("OSCI_SPEC", "../shared/oapi/outscale.yaml")
+    path = os.environ.get("OSCI_SPEC", "tests/oapi/outscale.yaml")
     if not os.path.isabs(path):
         path = os.path.join(REPO_ROOT, path)
     return os.path.normpath(path)

@@ -1,5 +1,5 @@
 """Every simulated operation, called for real with the official SDK, answers a
-body that matches the official OpenAPI spec (../shared/oapi/outscale.yaml).
+body that matches the official OpenAPI spec (tests/oapi/outscale.yaml).
 
 One module-scoped scenario makes the calls in an order that gives each one the
 resources it needs, recording every request and answer; the tests then check

@@ -1,0 +1,278 @@
+//! The resource graph as a user meets it: `osci graph`, destroy in the
+//! order the state's dependencies say, a build that keeps nothing, and the
+//! parallelism bound of destroy.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine;
+use common::workspace::*;
+use osci::oapi::model::*;
+use serde_json::{Value, json};
+
+/// `osci graph` of the quickstart: DOT, each node with its action, and the
+/// edges of a bsu build (an edge `a -> b`: a waits for b).
+#[test]
+fn graph_prints_the_quickstarts_edges() {
+    let w = Workspace::new();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        repo.join("examples/quickstart.json"),
+        w.path().join("quickstart.json"),
+    )
+    .unwrap();
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(repo.join("examples/files"))
+        .arg(w.path())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let out = w.run(&["graph", "quickstart.json"]);
+    ok(&out);
+    let dot = String::from_utf8(out.stdout).unwrap();
+    assert!(dot.starts_with("digraph osci {"), "{dot}");
+    for line in [
+        r#""build.quickstart.vm" [label = "+ build.quickstart.vm"]"#,
+        r#""build.quickstart.source" [label = "<= build.quickstart.source"]"#,
+        r#""build.quickstart.vm (destroy)" [label = "- build.quickstart.vm (destroy)"]"#,
+        r#""build.quickstart.vm" -> "build.quickstart.security_group""#,
+        r#""build.quickstart.vm" -> "build.quickstart.keypair""#,
+        r#""build.quickstart.provision" -> "build.quickstart.vm""#,
+        r#""build.quickstart.stop" -> "build.quickstart.provision""#,
+        r#""build.quickstart.image" -> "build.quickstart.stop""#,
+        r#""build.quickstart.tags" -> "build.quickstart.image""#,
+        r#""build.quickstart.vm (destroy)" -> "build.quickstart.image""#,
+        r#""build.quickstart.security_group (destroy)" -> "build.quickstart.vm (destroy)""#,
+    ] {
+        assert!(dot.contains(line), "missing {line} in:\n{dot}");
+    }
+    // The same bytes every time.
+    assert_eq!(
+        String::from_utf8(w.run(&["graph", "quickstart.json"]).stdout).unwrap(),
+        dot
+    );
+}
+
+/// A state whose dependencies no order of kinds could satisfy: security
+/// groups that must go one after the other (each rule names the next), after
+/// the VM in the first. Destroy follows them in one pass: not one call is
+/// refused as "in use".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_follows_the_recorded_dependencies_in_one_pass() {
+    let sim = common::SimProcess::start(&[]);
+    let client = sim_client(&sim);
+    let group = |name: &str| CreateSecurityGroupRequest {
+        security_group_name: name.into(),
+        description: "destroy order".into(),
+        ..Default::default()
+    };
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        ids.push(
+            client
+                .call(&group(name))
+                .await
+                .unwrap()
+                .security_group
+                .security_group_id,
+        );
+    }
+    // a's rule names b, b's names c: c can only go last, b second.
+    for pair in ids.windows(2) {
+        client
+            .call(&CreateSecurityGroupRuleRequest {
+                security_group_id: pair[0].clone(),
+                flow: "Inbound".into(),
+                rules: Some(vec![SecurityGroupRule {
+                    ip_protocol: Some("tcp".into()),
+                    from_port_range: Some(22),
+                    to_port_range: Some(22),
+                    security_groups_members: Some(vec![SecurityGroupsMember {
+                        security_group_id: Some(pair[1].clone()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let image = client
+        .read_all(&ReadImagesRequest::default())
+        .await
+        .unwrap()
+        .remove(0);
+    let vm = client
+        .call(&CreateVmsRequest {
+            image_id: image.image_id,
+            security_group_ids: Some(vec![ids[0].clone()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .vms
+        .remove(0);
+    let entry = |key: &str, kind: &str, id: &str, deps: &[&str]| {
+        json!({"address": format!("build.x.{kind}[\"{key}\"]"), "build": "x", "kind": kind,
+               "id": id, "status": "created", "ephemeral": true, "attributes": {},
+               "dependencies": deps.iter().map(|d| format!("build.x.{d}")).collect::<Vec<_>>()})
+    };
+    let w = Workspace::new();
+    w.template(json!({"custom_endpoint_oapi": sim.endpoint}));
+    std::fs::create_dir_all(w.path().join("state")).unwrap();
+    let mut resources = vec![
+        entry("a", "security_group", &ids[0], &["security_group[\"b\"]"]),
+        entry("b", "security_group", &ids[1], &["security_group[\"c\"]"]),
+        entry("c", "security_group", &ids[2], &[]),
+        entry("v", "vm", &vm.vm_id, &["security_group[\"a\"]"]),
+    ];
+    resources.sort_by(|a, b| a["address"].as_str().cmp(&b["address"].as_str()));
+    std::fs::write(
+        w.path().join("state/t.json"),
+        serde_json::to_vec(&json!({
+            "format_version": 2, "lineage": "7dc86082-3d28-438b-b919-09219fd1a2bb",
+            "serial": 1, "osci_version": "0.1.0", "resources": resources,
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = osci_for(&w, &sim)
+        .args(["destroy", "t.json", "--auto-approve", "--json"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let done: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "done")
+        .map(|e| e["address"].as_str().unwrap().to_string())
+        .collect();
+    // The VM's volume, which the state lacked, goes too, after its VM.
+    let at = |address: &str| {
+        done.iter()
+            .position(|d| d == address)
+            .unwrap_or_else(|| panic!("{address} not destroyed: {done:?}"))
+    };
+    let order = [
+        "build.x.vm[\"v\"]",
+        "build.x.security_group[\"a\"]",
+        "build.x.security_group[\"b\"]",
+        "build.x.security_group[\"c\"]",
+    ];
+    assert!(order.windows(2).all(|p| at(p[0]) < at(p[1])), "{done:?}");
+    assert!(
+        at(order[0]) < at("build.x.volume[\"/dev/sda1\"]"),
+        "{done:?}"
+    );
+    let stats: Value = reqwest::get(sim.endpoint.replace("/api/v1", "/_sim/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["errors"], json!({}), "no call was refused: {stats}");
+    assert!(leftovers(&client, &sim.account_id).await.is_empty());
+}
+
+/// `skip_create_omi`: the build runs, keeps nothing, and the next plan has
+/// nothing to do, until what shapes it changes.
+#[test]
+fn a_build_that_keeps_nothing_plans_no_changes_once_applied() {
+    let w = Workspace::new();
+    w.template(json!({"skip_create_omi": true}));
+    let text = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(text.contains("+ build.web.run"), "{text}");
+    assert!(!text.contains("build.web.image"), "{text}");
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    assert_eq!(w.addresses(), ["build.web.run"]);
+    let out = w.run(&["plan", "t.json", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    w.template(json!({"skip_create_omi": true, "vm_type": "tinav5.c4r8p2"}));
+    let text = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(text.contains("-/+ build.web.run"), "{text}");
+    assert!(text.contains("+ build.web.vm"), "{text}");
+}
+
+/// `destroy --parallelism 1` removes one thing at a time.
+#[test]
+fn destroy_keeps_to_its_parallelism() {
+    let w = Workspace::new();
+    let builder = |name: &str| {
+        json!({
+            "type": "outscale-bsu", "name": name,
+            "custom_endpoint_oapi": format!("sim://{}", w.sim_dir().display()),
+            "vm_type": "tinav5.c2r4p2",
+            "source_omi_filter": {"filters": {"image-name": "Ubuntu-22.04-*"}, "owners": ["Outscale"], "most_recent": true},
+            "communicator": "none", "omi_name": format!("golden-{name}"),
+        })
+    };
+    std::fs::write(
+        w.path().join("t.json"),
+        serde_json::to_vec(&json!({"builders": [builder("a"), builder("b"), builder("c")]}))
+            .unwrap(),
+    )
+    .unwrap();
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let out = w.run(&[
+        "destroy",
+        "t.json",
+        "--auto-approve",
+        "--json",
+        "--parallelism",
+        "1",
+    ]);
+    ok(&out);
+    let mut running = 0;
+    let mut destroyed = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let e: Value = serde_json::from_str(line).unwrap();
+        match e["type"].as_str() {
+            Some("start") => {
+                running += 1;
+                assert_eq!(running, 1, "two at once: {line}");
+            }
+            Some("done") => {
+                running -= 1;
+                destroyed += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(destroyed, 15, "three builds of five entries each");
+}
+
+/// User data that is base64 already, and a binary `user_data_file`, reach
+/// the VM encoded once, as the plugin sends them.
+#[tokio::test]
+async fn user_data_is_encoded_once() {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let w = Workspace::new();
+    let script = "#cloud-config\nruncmd:\n - echo hi\n";
+    let binary: &[u8] = &[0x1f, 0x8b, 0xff, 0x00, 0x42];
+    std::fs::write(w.path().join("data.bin"), binary).unwrap();
+    for (changes, expected) in [
+        (json!({"user_data": script}), script.as_bytes()),
+        (json!({"user_data": b64.encode(script)}), script.as_bytes()),
+        (json!({"user_data_file": "data.bin"}), binary),
+    ] {
+        let mut changes = changes;
+        merge(&mut changes, json!({"skip_create_omi": true}));
+        w.template(changes.clone());
+        ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+        let (_sim, client) = w.client();
+        let mut vms = client.read_all(&ReadVmsRequest::default()).await.unwrap();
+        vms.sort_by(|a, b| a.creation_date.cmp(&b.creation_date));
+        let sent = vms.last().unwrap().user_data.clone().unwrap_or_default();
+        assert_eq!(b64.decode(&sent).unwrap(), expected, "{changes}");
+        ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
+    }
+}
