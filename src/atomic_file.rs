@@ -92,9 +92,14 @@ mod tests {
         super::write_keeping(&p, b"one", &b).unwrap();
         assert!(!b.exists(), "nothing to keep the first time");
         super::write_keeping(&p, b"two", &b).unwrap();
+        let two = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&p).unwrap());
         super::write_keeping(&p, b"three", &b).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"three");
         assert_eq!(std::fs::read(&b).unwrap(), b"two");
+        // Kept by a link to the file written before: not copied, not
+        // written again.
+        let backup = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&b).unwrap());
+        assert_eq!(backup, two);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 

@@ -276,3 +276,36 @@ async fn user_data_is_encoded_once() {
         ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
     }
 }
+
+/// On a terminal, apply shows the nodes at work, each with its state and
+/// elapsed time, redrawn in place; the lines of what ended scroll above.
+#[test]
+fn a_terminal_gets_a_live_view() {
+    let w = Workspace::new();
+    w.template(json!({"skip_create_omi": true}));
+    let command = format!("{} apply --auto-approve t.json", env!("CARGO_BIN_EXE_osci"));
+    // `script` gives osci a pseudo-terminal and copies what it draws.
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(w.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", w.path())
+        .env("OSCI_SIM_LATENCY_SCALE", "0.2")
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("build.web.vm: create, waiting to be running")
+            || screen.contains("build.web.vm: create, pending"),
+        "no live state of the VM in: {screen}"
+    );
+    assert!(
+        screen.contains("\u{1b}["),
+        "nothing redrawn in place: {screen}"
+    );
+    assert!(screen.contains("build.web.vm: create done"), "{screen}");
+    assert!(screen.contains("build.web.vm: destroy done"), "{screen}");
+}

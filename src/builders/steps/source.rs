@@ -69,23 +69,29 @@ fn query(run: &RunConfig, account_id: &str) -> Result<Query, String> {
 }
 
 /// The source OMI of each build (in order), or why there is none. Builds
-/// asking the same question share its answer.
+/// whose questions differ only in their values share one read, with the
+/// values of every filter listed; each then keeps what its own filters
+/// match.
 pub async fn resolve(
     cloud: &Cloud,
     runs: &[&RunConfig],
 ) -> Result<Vec<Result<Image, String>>, Error> {
     let queries: Vec<Result<Query, String>> =
         runs.iter().map(|r| query(r, &cloud.account_id)).collect();
-    let mut answers: BTreeMap<String, Vec<Image>> = BTreeMap::new();
+    // One read per shape of question (which filters it sets).
+    let mut reads: BTreeMap<String, FiltersImage> = BTreeMap::new();
     for q in queries.iter().flatten() {
-        let key = serde_json::to_string(&q.filters).expect("filters serialise");
-        if answers.contains_key(&key) {
-            continue;
-        }
+        reads
+            .entry(shape(&q.filters))
+            .and_modify(|merged| merge(merged, &q.filters))
+            .or_insert_with(|| q.filters.clone());
+    }
+    let mut answers: BTreeMap<String, Vec<Image>> = BTreeMap::new();
+    for (key, filters) in reads {
         let mut images = cloud
             .client
             .read_all(&ReadImagesRequest {
-                filters: Some(q.filters.clone()),
+                filters: Some(filters),
                 ..Default::default()
             })
             .await?;
@@ -96,10 +102,93 @@ pub async fn resolve(
         .into_iter()
         .map(|q| {
             let q = q?;
-            let key = serde_json::to_string(&q.filters).expect("filters serialise");
-            pick(answers[&key].clone(), q.most_recent)
+            let images = answers[&shape(&q.filters)]
+                .iter()
+                .filter(|i| matches(i, &q.filters))
+                .cloned()
+                .collect();
+            pick(images, q.most_recent)
         })
         .collect())
+}
+
+/// Which filters a question sets; a question that sets one this module
+/// cannot check on its own answer (virtualization types: OUTSCALE images do
+/// not say) is a shape of its own.
+fn shape(f: &FiltersImage) -> String {
+    if f.virtualization_types.is_some() {
+        return serde_json::to_string(f).expect("filters serialise");
+    }
+    let set = |v: &Option<Vec<String>>, name: &'static str| if v.is_some() { name } else { "" };
+    [
+        set(&f.image_ids, "ids,"),
+        set(&f.image_names, "names,"),
+        set(&f.account_ids, "accounts,"),
+        set(&f.account_aliases, "aliases,"),
+        set(&f.architectures, "architectures,"),
+        set(&f.root_device_types, "root-device-types,"),
+    ]
+    .concat()
+}
+
+/// Adds the values of `more` to those of `into` (they have the same shape).
+fn merge(into: &mut FiltersImage, more: &FiltersImage) {
+    let add = |into: &mut Option<Vec<String>>, more: &Option<Vec<String>>| {
+        if let (Some(into), Some(more)) = (into.as_mut(), more) {
+            for v in more {
+                if !into.contains(v) {
+                    into.push(v.clone());
+                }
+            }
+        }
+    };
+    add(&mut into.image_ids, &more.image_ids);
+    add(&mut into.image_names, &more.image_names);
+    add(&mut into.account_ids, &more.account_ids);
+    add(&mut into.account_aliases, &more.account_aliases);
+    add(&mut into.architectures, &more.architectures);
+    add(&mut into.root_device_types, &more.root_device_types);
+}
+
+/// Whether `image` answers `f` as the API would: every filter set, any of
+/// its values; names with `*` and `?` wildcards.
+fn matches(image: &Image, f: &FiltersImage) -> bool {
+    let any = |values: &Option<Vec<String>>, value: Option<&str>| {
+        values
+            .as_ref()
+            .is_none_or(|vs| value.is_some_and(|v| vs.iter().any(|x| x == v)))
+    };
+    any(&f.image_ids, Some(&image.image_id))
+        && f.image_names
+            .as_ref()
+            .is_none_or(|ps| ps.iter().any(|p| wildcard(p, &image.image_name)))
+        && any(&f.account_ids, Some(&image.account_id))
+        && any(&f.account_aliases, image.account_alias.as_deref())
+        && any(&f.architectures, image.architecture.as_deref())
+        && any(&f.root_device_types, image.root_device_type.as_deref())
+}
+
+/// `*` any run of characters, `?` any one.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < t.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == t[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some((i, j));
+            i += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
 }
 
 fn pick(mut images: Vec<Image>, most_recent: bool) -> Result<Image, String> {
@@ -138,4 +227,54 @@ pub fn node(run: &Arc<BuildRun>, source: &Image) -> Node {
     node.id = Some(source.image_id.clone());
     node.action = Some(Action::Read);
     node
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        for (p, t, m) in [
+            ("Ubuntu-22.04-*", "Ubuntu-22.04-2025.06.10-0", true),
+            ("Ubuntu-22.04-*", "Ubuntu-24.04-2025.06.10-0", false),
+            ("Debian-1?", "Debian-12", true),
+            ("*-0", "Ubuntu-0", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+        ] {
+            assert_eq!(wildcard(p, t), m, "{p} {t}");
+        }
+    }
+
+    #[test]
+    fn questions_of_one_shape_share_a_read_and_keep_their_own_answer() {
+        let q = |name: &str| FiltersImage {
+            image_names: Some(vec![name.to_string()]),
+            account_aliases: Some(vec!["Outscale".into()]),
+            ..Default::default()
+        };
+        let (ubuntu, debian) = (q("Ubuntu-*"), q("Debian-*"));
+        assert_eq!(shape(&ubuntu), shape(&debian));
+        let mut merged = ubuntu.clone();
+        merge(&mut merged, &debian);
+        assert_eq!(
+            merged.image_names,
+            Some(vec!["Ubuntu-*".to_string(), "Debian-*".to_string()])
+        );
+        let image = |name: &str| Image {
+            image_name: name.into(),
+            account_alias: Some("Outscale".into()),
+            ..Default::default()
+        };
+        assert!(matches(&image("Ubuntu-22.04"), &ubuntu));
+        assert!(!matches(&image("Ubuntu-22.04"), &debian));
+        let by_id = FiltersImage {
+            image_ids: Some(vec!["ami-1".into()]),
+            ..Default::default()
+        };
+        assert_ne!(shape(&by_id), shape(&ubuntu));
+    }
 }
