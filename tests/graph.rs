@@ -206,21 +206,10 @@ fn a_build_that_keeps_nothing_plans_no_changes_once_applied() {
 #[test]
 fn destroy_keeps_to_its_parallelism() {
     let w = Workspace::new();
-    let builder = |name: &str| {
-        json!({
-            "type": "outscale-bsu", "name": name,
-            "custom_endpoint_oapi": format!("sim://{}", w.sim_dir().display()),
-            "vm_type": "tinav5.c2r4p2",
-            "source_omi_filter": {"filters": {"image-name": "Ubuntu-22.04-*"}, "owners": ["Outscale"], "most_recent": true},
-            "communicator": "none", "omi_name": format!("golden-{name}"),
-        })
-    };
-    std::fs::write(
-        w.path().join("t.json"),
-        serde_json::to_vec(&json!({"builders": [builder("a"), builder("b"), builder("c")]}))
-            .unwrap(),
-    )
-    .unwrap();
+    w.write_template(
+        vec![w.builder("a"), w.builder("b"), w.builder("c")],
+        json!([]),
+    );
     ok(&w.run(&["apply", "t.json", "--auto-approve"]));
     let out = w.run(&[
         "destroy",

@@ -84,10 +84,6 @@ impl StateRecorder {
         self.memory.lock().expect("state lock").state.clone()
     }
 
-    pub fn cancel(&self) -> &Cancel {
-        &self.cancel
-    }
-
     /// Changes the state and returns once the change is on disk.
     pub async fn change(&self, f: impl FnOnce(&mut State)) -> Result<(), RecordError> {
         let mine = {

@@ -165,14 +165,6 @@ impl Graph {
         self.inner.node_indices()
     }
 
-    pub fn len(&self) -> usize {
-        self.inner.node_count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.inner.node_count() == 0
-    }
-
     /// The nodes `i` comes after, with why.
     pub fn before(&self, i: NodeIndex) -> impl Iterator<Item = (NodeIndex, Edge)> + '_ {
         self.inner

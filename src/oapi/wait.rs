@@ -44,11 +44,6 @@ impl Default for WaitPolicy {
 }
 
 impl WaitPolicy {
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
     /// The policy for a cloud whose time runs `scale` times as fast as a
     /// real one's (an in-process simulator): polls as often, relative to
     /// its transitions, as they would be against the real thing.
@@ -495,6 +490,13 @@ impl Waiters {
                 && v.linked_volumes.iter().all(|l| l.state == "attached")
         })
         .await
+    }
+
+    /// The image as a read made now sees it (shared with the polls due now).
+    pub async fn image_now(&self, id: &str) -> Result<Option<Image>, Error> {
+        self.images
+            .observe(id, Instant::now(), Duration::ZERO)
+            .await
     }
 
     /// The VM as a read made now sees it (shared with the polls due now).

@@ -37,6 +37,19 @@ pub struct Job {
 }
 
 impl Job {
+    /// The removal of the state entry at `address`, under `id`.
+    fn removal(id: String, address: &Address, build: &str, kind: Kind, ephemeral: bool) -> Job {
+        Job {
+            id,
+            address: address.clone(),
+            build: build.to_string(),
+            kind,
+            action: Action::Destroy,
+            ephemeral,
+            work: Work::Destroy,
+        }
+    }
+
     /// How long the job usually lasts, relative to a quick call: the walk
     /// starts the longest remaining chains first.
     pub fn weight(&self) -> u64 {
@@ -88,15 +101,13 @@ pub fn schedule(graph: &Graph, diff: &Diff, state: &State) -> Schedule {
         let node = graph.node(i);
         if node.ephemeral() && node.action.is_some_and(Action::makes) {
             teardown_of.insert(i, s.jobs.len());
-            s.jobs.push(Job {
-                id: format!("{}{DESTROY_SUFFIX}", node.address),
-                address: node.address.clone(),
-                build: node.build.clone(),
-                kind: node.kind,
-                action: Action::Destroy,
-                ephemeral: true,
-                work: Work::Destroy,
-            });
+            s.jobs.push(Job::removal(
+                format!("{}{DESTROY_SUFFIX}", node.address),
+                &node.address,
+                &node.build,
+                node.kind,
+                true,
+            ));
         }
     }
     let mut edges: BTreeSet<(usize, usize)> = BTreeSet::new();
@@ -132,15 +143,13 @@ pub fn schedule(graph: &Graph, diff: &Diff, state: &State) -> Schedule {
             continue;
         };
         orphan_of.insert(r.address.clone(), s.jobs.len());
-        s.jobs.push(Job {
-            id: format!("{}{ORPHAN_SUFFIX}", r.address),
-            address: r.address.clone(),
-            build: r.build.clone(),
-            kind: r.kind,
-            action: Action::Destroy,
-            ephemeral: r.ephemeral,
-            work: Work::Destroy,
-        });
+        s.jobs.push(Job::removal(
+            format!("{}{ORPHAN_SUFFIX}", r.address),
+            &r.address,
+            &r.build,
+            r.kind,
+            r.ephemeral,
+        ));
     }
     for (address, &j) in &orphan_of {
         let r = state.get(address.as_str()).expect("an orphan of the state");

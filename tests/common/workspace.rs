@@ -40,25 +40,35 @@ impl Workspace {
 
     /// Writes `t.json` with these provisioners.
     pub fn template_with(&self, name: &str, changes: Value, provisioners: Value) -> PathBuf {
-        let mut builder = json!({
+        let mut builder = self.builder(name);
+        merge(&mut builder, json!({"omi_name": "golden-web"}));
+        merge(&mut builder, changes);
+        self.write_template(vec![builder], provisioners)
+    }
+
+    /// A bsu build against the in-process simulator, named `name`, making
+    /// the OMI `golden-NAME`.
+    pub fn builder(&self, name: &str) -> Value {
+        json!({
             "type": "outscale-bsu",
             "name": name,
             "custom_endpoint_oapi": format!("sim://{}", self.sim_dir().display()),
             "vm_type": "tinav5.c2r4p2",
             "source_omi_filter": {"filters": {"image-name": "Ubuntu-22.04-*"}, "owners": ["Outscale"], "most_recent": true},
             "communicator": "none",
-            "omi_name": "golden-web",
+            "omi_name": format!("golden-{name}"),
             "omi_description": "from {{ .SourceOMIName }}",
             "tags": {"team": "platform", "source": "{{ .SourceOMI }}"},
-        });
-        merge(&mut builder, changes);
+        })
+    }
+
+    /// Writes `t.json` with these builders and provisioners.
+    pub fn write_template(&self, builders: Vec<Value>, provisioners: Value) -> PathBuf {
         let path = self.path().join("t.json");
         std::fs::write(
             &path,
-            serde_json::to_vec_pretty(
-                &json!({"builders": [builder], "provisioners": provisioners}),
-            )
-            .unwrap(),
+            serde_json::to_vec_pretty(&json!({"builders": builders, "provisioners": provisioners}))
+                .unwrap(),
         )
         .unwrap();
         path

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import subprocess
 import time
 import urllib.parse
 
@@ -233,6 +234,29 @@ def raw_call(sim, operation, payload, **sign_kwargs):
     creds.update(sign_kwargs)
     headers = sign_request(url=url, body=body, **creds)
     return requests.post(url, data=body, headers=headers, timeout=30)
+
+
+# ---------------------------------------------------------------- osci itself
+
+
+def run_osci(binary, cwd, *args):
+    """osci in `cwd`, with nothing of this machine's settings, against an
+    in-process simulator with instant transitions."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(cwd), "OSCI_SIM_LATENCY_SCALE": "0"}
+    return subprocess.run([binary, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def schema_validator(name):
+    """The validator of schema/NAME, itself checked against its metaschema."""
+    with open(os.path.join(REPO_ROOT, "schema", name)) as f:
+        schema = json.load(f)
+    Draft7Validator.check_schema(schema)
+    return Draft7Validator(schema)
+
+
+def schema_errors(validator, document):
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
 
 
 # ------------------------------------------------------------------------ spec

@@ -4,31 +4,15 @@ and carry the graph: every edge joins two of the plan's nodes."""
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
-from jsonschema import Draft7Validator
 
-from osci_testlib import REPO_ROOT
-
-SCHEMA = os.path.join(REPO_ROOT, "schema", "plan.schema.json")
+from osci_testlib import REPO_ROOT, run_osci as osci, schema_errors as errors, schema_validator
 
 
 @pytest.fixture(scope="module")
 def validator():
-    with open(SCHEMA) as f:
-        schema = json.load(f)
-    Draft7Validator.check_schema(schema)
-    return Draft7Validator(schema)
-
-
-def osci(sim_bin, cwd, *args):
-    env = {"PATH": os.environ["PATH"], "HOME": str(cwd), "OSCI_SIM_LATENCY_SCALE": "0"}
-    return subprocess.run([sim_bin, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-
-
-def errors(validator, document):
-    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
+    return schema_validator("plan.schema.json")
 
 
 def quickstart(tmp_path, **changes):

@@ -69,7 +69,9 @@ impl Step for Deregister {
     async fn run(&self, _: &Run<'_>) -> Result<(), StepError> {
         let cloud = &self.run.cloud;
         // Own account only, checked again: never another's OMI.
-        let image = super::image::read(cloud, &self.image_id)
+        let image = cloud
+            .waiters
+            .image_now(&self.image_id)
             .await
             .map_err(failed)?;
         if image.is_none_or(|i| i.account_id != cloud.account_id) {

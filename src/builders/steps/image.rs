@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{BuildRun, Output, create, deleted, destroy_error};
+use super::{BuildRun, Output, create, delete, destroy_error};
 use crate::builders::cloud::{Cloud, failed, foreign, ownership_tags, state_reporter, waiting};
 use crate::graph::{
     Action, Address, DestroyError, Destroyed, Event, Kind, Lifetime, Node, Run, Step, StepError,
@@ -514,39 +514,21 @@ pub async fn find(
         .map(|i| i.image_id))
 }
 
-/// The image `id`, if it still exists.
-pub async fn read(cloud: &Cloud, id: &str) -> Result<Option<Image>, Error> {
-    let images = cloud
-        .client
-        .read_all(&ReadImagesRequest {
-            filters: Some(FiltersImage {
-                image_ids: Some(vec![id.to_string()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await?;
-    Ok(images.into_iter().next())
-}
-
 pub async fn destroy(cloud: &Cloud, id: &str) -> Result<Destroyed, DestroyError> {
     // Never an image of another account, whatever the state says.
-    match read(cloud, id).await.map_err(destroy_error)? {
+    match cloud.waiters.image_now(id).await.map_err(destroy_error)? {
         None => Ok(Destroyed::AlreadyGone),
         Some(i) if i.account_id != cloud.account_id => Err(DestroyError::Failed(format!(
             "image {id} belongs to account {}, not to {}: left alone",
             i.account_id, cloud.account_id
         ))),
-        Some(_) => deleted(
-            cloud
-                .client
-                .call(&DeleteImageRequest {
-                    image_id: id.to_string(),
-                    ..Default::default()
-                })
-                .await,
-            id,
-        ),
+        Some(_) => {
+            let request = DeleteImageRequest {
+                image_id: id.to_string(),
+                ..Default::default()
+            };
+            delete(cloud, request, id).await
+        }
     }
 }
 

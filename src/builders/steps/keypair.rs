@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{BuildRun, Output, create, deleted};
+use super::{BuildRun, Output, create, delete, first_id};
 use crate::builders::cloud::{Cloud, ownership_tags, temporary_name};
 use crate::graph::{DestroyError, Destroyed, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::oapi::Error;
@@ -79,30 +79,20 @@ pub async fn find(cloud: &Cloud, r: &ResourceState) -> Result<Option<String>, Er
     let Some(name) = &r.lookup.name else {
         return Ok(None);
     };
-    Ok(cloud
-        .client
-        .read_all(&ReadKeypairsRequest {
-            filters: Some(FiltersKeypair {
-                keypair_names: Some(vec![name.clone()]),
-                ..Default::default()
-            }),
+    let read = ReadKeypairsRequest {
+        filters: Some(FiltersKeypair {
+            keypair_names: Some(vec![name.clone()]),
             ..Default::default()
-        })
-        .await?
-        .into_iter()
-        .next()
-        .and_then(|k| k.keypair_id))
+        }),
+        ..Default::default()
+    };
+    first_id(cloud, read, |k| k.keypair_id).await
 }
 
 pub async fn destroy(cloud: &Cloud, id: &str) -> Result<Destroyed, DestroyError> {
-    deleted(
-        cloud
-            .client
-            .call(&DeleteKeypairRequest {
-                keypair_id: Some(id.to_string()),
-                ..Default::default()
-            })
-            .await,
-        id,
-    )
+    let request = DeleteKeypairRequest {
+        keypair_id: Some(id.to_string()),
+        ..Default::default()
+    };
+    delete(cloud, request, id).await
 }

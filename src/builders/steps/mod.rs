@@ -31,10 +31,10 @@ use serde_json::Value;
 
 use super::cloud::{Cloud, failed};
 use crate::graph::{Address, DestroyError, Destroyed, Destroyer, Kind, Pending, Run, StepError};
-use crate::oapi::Error;
 use crate::oapi::model::{
     FiltersImage, FiltersSnapshot, Image, ReadImagesRequest, ReadSnapshotsRequest, Snapshot, Vm,
 };
+use crate::oapi::{Error, Operation, Paginated};
 use crate::plan::Observed;
 use crate::secret::Secret;
 use crate::state::{Lookup, ResourceState, State};
@@ -348,13 +348,33 @@ pub(crate) fn destroy_error(e: Error) -> DestroyError {
     }
 }
 
-/// A delete answered "no such resource": it is gone, which is what we want.
-pub(crate) fn deleted<T>(result: Result<T, Error>, id: &str) -> Result<Destroyed, DestroyError> {
-    match result {
+/// Sends the delete of `id`; "no such resource" means it is gone, which is
+/// what we want.
+pub(crate) async fn delete<O: Operation>(
+    cloud: &Cloud,
+    request: O,
+    id: &str,
+) -> Result<Destroyed, DestroyError> {
+    match cloud.client.call(&request).await {
         Ok(_) => Ok(Destroyed::Deleted(id.to_string())),
         Err(e) if e.is_not_found() => Ok(Destroyed::AlreadyGone),
         Err(e) => Err(destroy_error(e)),
     }
+}
+
+/// The id of the first resource a read returns: what a crashed run made,
+/// found again by the name or token it was given.
+pub(crate) async fn first_id<O: Paginated + Clone>(
+    cloud: &Cloud,
+    read: O,
+    id_of: impl Fn(O::Item) -> Option<String>,
+) -> Result<Option<String>, Error> {
+    Ok(cloud
+        .client
+        .read_all(&read)
+        .await?
+        .into_iter()
+        .find_map(id_of))
 }
 
 #[async_trait]

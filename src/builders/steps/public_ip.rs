@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{BuildRun, Output, create, deleted};
+use super::{BuildRun, Output, create, delete, first_id};
 use crate::builders::cloud::{Cloud, TAG_BUILD, ours, ownership_tags};
 use crate::graph::{DestroyError, Destroyed, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::oapi::Error;
@@ -61,30 +61,23 @@ pub async fn find(
     r: &ResourceState,
     lineage: &str,
 ) -> Result<Option<String>, Error> {
-    Ok(cloud
-        .client
-        .read_all(&ReadPublicIpsRequest {
-            filters: Some(FiltersPublicIp {
-                tags: Some(vec![format!("{TAG_BUILD}={}", r.build)]),
-                ..Default::default()
-            }),
+    let read = ReadPublicIpsRequest {
+        filters: Some(FiltersPublicIp {
+            tags: Some(vec![format!("{TAG_BUILD}={}", r.build)]),
             ..Default::default()
-        })
-        .await?
-        .into_iter()
-        .find(|p| ours(&p.tags, lineage))
-        .map(|p| p.public_ip_id))
+        }),
+        ..Default::default()
+    };
+    first_id(cloud, read, |p| {
+        ours(&p.tags, lineage).then_some(p.public_ip_id)
+    })
+    .await
 }
 
 pub async fn destroy(cloud: &Cloud, id: &str) -> Result<Destroyed, DestroyError> {
-    deleted(
-        cloud
-            .client
-            .call(&DeletePublicIpRequest {
-                public_ip_id: Some(id.to_string()),
-                ..Default::default()
-            })
-            .await,
-        id,
-    )
+    let request = DeletePublicIpRequest {
+        public_ip_id: Some(id.to_string()),
+        ..Default::default()
+    };
+    delete(cloud, request, id).await
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{BuildRun, Output, create, deleted};
+use super::{BuildRun, Output, create, delete, first_id};
 use crate::builders::cloud::{Cloud, failed, ownership_tags, temporary_name};
 use crate::graph::{DestroyError, Destroyed, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::oapi::Error;
@@ -96,30 +96,20 @@ pub async fn find(cloud: &Cloud, r: &ResourceState) -> Result<Option<String>, Er
     let Some(name) = &r.lookup.name else {
         return Ok(None);
     };
-    Ok(cloud
-        .client
-        .read_all(&ReadSecurityGroupsRequest {
-            filters: Some(FiltersSecurityGroup {
-                security_group_names: Some(vec![name.clone()]),
-                ..Default::default()
-            }),
+    let read = ReadSecurityGroupsRequest {
+        filters: Some(FiltersSecurityGroup {
+            security_group_names: Some(vec![name.clone()]),
             ..Default::default()
-        })
-        .await?
-        .into_iter()
-        .next()
-        .map(|g| g.security_group_id))
+        }),
+        ..Default::default()
+    };
+    first_id(cloud, read, |g| Some(g.security_group_id)).await
 }
 
 pub async fn destroy(cloud: &Cloud, id: &str) -> Result<Destroyed, DestroyError> {
-    deleted(
-        cloud
-            .client
-            .call(&DeleteSecurityGroupRequest {
-                security_group_id: Some(id.to_string()),
-                ..Default::default()
-            })
-            .await,
-        id,
-    )
+    let request = DeleteSecurityGroupRequest {
+        security_group_id: Some(id.to_string()),
+        ..Default::default()
+    };
+    delete(cloud, request, id).await
 }

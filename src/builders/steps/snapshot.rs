@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{BuildRun, deleted};
+use super::{BuildRun, delete};
 use crate::builders::cloud::Cloud;
 use crate::graph::{Address, DestroyError, Destroyed, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::oapi::model::{DeleteSnapshotRequest, Snapshot};
@@ -71,14 +71,9 @@ impl Step for Complete {
 }
 
 pub async fn destroy(cloud: &Cloud, id: &str) -> Result<Destroyed, DestroyError> {
-    deleted(
-        cloud
-            .client
-            .call(&DeleteSnapshotRequest {
-                snapshot_id: id.to_string(),
-                ..Default::default()
-            })
-            .await,
-        id,
-    )
+    let request = DeleteSnapshotRequest {
+        snapshot_id: id.to_string(),
+        ..Default::default()
+    };
+    delete(cloud, request, id).await
 }

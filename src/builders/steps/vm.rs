@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{BuildRun, Output, OutscaleDestroyer, create, deleted};
+use super::{BuildRun, Output, OutscaleDestroyer, create, delete, first_id};
 use crate::builders::cloud::{Cloud, failed, ownership_tags, state_reporter, to_tags, waiting};
 use crate::graph::{Address, DestroyError, Destroyed, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::oapi::Error;
@@ -264,33 +264,26 @@ pub async fn find(cloud: &Cloud, r: &ResourceState) -> Result<Option<String>, Er
     let Some(token) = &r.lookup.client_token else {
         return Ok(None);
     };
-    Ok(cloud
-        .client
-        .read_all(&ReadVmsRequest {
-            filters: Some(FiltersVm {
-                client_tokens: Some(vec![token.clone()]),
-                ..Default::default()
-            }),
+    let read = ReadVmsRequest {
+        filters: Some(FiltersVm {
+            client_tokens: Some(vec![token.clone()]),
             ..Default::default()
-        })
-        .await?
-        .into_iter()
-        .find(|v| v.state != "terminated")
-        .map(|v| v.vm_id))
+        }),
+        ..Default::default()
+    };
+    first_id(cloud, read, |v| {
+        (v.state != "terminated").then_some(v.vm_id)
+    })
+    .await
 }
 
 pub async fn destroy(d: &OutscaleDestroyer, id: &str) -> Result<Destroyed, DestroyError> {
     let cloud = &d.cloud;
-    let result = deleted(
-        cloud
-            .client
-            .call(&DeleteVmsRequest {
-                vm_ids: vec![id.to_string()],
-                ..Default::default()
-            })
-            .await,
-        id,
-    )?;
+    let request = DeleteVmsRequest {
+        vm_ids: vec![id.to_string()],
+        ..Default::default()
+    };
+    let result = delete(cloud, request, id).await?;
     if result == Destroyed::AlreadyGone {
         return Ok(result);
     }

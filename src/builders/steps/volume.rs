@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{BuildRun, OutscaleDestroyer, deleted, destroy_error};
+use super::{BuildRun, OutscaleDestroyer, delete, destroy_error};
 use crate::graph::{Address, DestroyError, Destroyed, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::oapi::model::DeleteVolumeRequest;
 use crate::state::ResourceState;
@@ -64,15 +64,12 @@ pub async fn destroy(
             "volume {id} is still linked to {}",
             v.linked_volumes[0].vm_id
         ))),
-        Some(_) => deleted(
-            cloud
-                .client
-                .call(&DeleteVolumeRequest {
-                    volume_id: id.to_string(),
-                    ..Default::default()
-                })
-                .await,
-            id,
-        ),
+        Some(_) => {
+            let request = DeleteVolumeRequest {
+                volume_id: id.to_string(),
+                ..Default::default()
+            };
+            delete(cloud, request, id).await
+        }
     }
 }
