@@ -273,3 +273,65 @@ pub fn find_cycle<N, E>(graph: &DiGraph<N, E>, name: impl Fn(&N) -> String) -> C
     }
     Cycle(Vec::new())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Nothing;
+
+    fn node(kind: Kind, key: Option<&str>, lifetime: Lifetime) -> Node {
+        Node::new("web", kind, key, lifetime, Arc::new(Nothing))
+    }
+
+    #[test]
+    fn a_cycle_is_refused_with_every_node_on_it() {
+        let mut g = Graph::new();
+        let sg = g
+            .add(node(Kind::SecurityGroup, None, Lifetime::Ephemeral))
+            .unwrap();
+        let vm = g.add(node(Kind::Vm, None, Lifetime::Ephemeral)).unwrap();
+        let stop = g.add(node(Kind::Stop, None, Lifetime::Step)).unwrap();
+        g.needs(vm, sg);
+        g.needs(stop, vm);
+        assert_eq!(g.order().unwrap(), [sg, vm, stop]);
+        g.needs(sg, stop);
+        let cycle = g.order().unwrap_err();
+        assert_eq!(
+            cycle.to_string(),
+            "the graph has a cycle: build.web.security_group -> build.web.vm -> build.web.stop -> build.web.security_group"
+        );
+        assert!(matches!(
+            g.add(node(Kind::Vm, None, Lifetime::Ephemeral)),
+            Err(GraphError::Duplicate(_))
+        ));
+    }
+
+    #[test]
+    fn recorded_dependencies_are_what_each_resource_needs() {
+        let mut g = Graph::new();
+        let sg = g
+            .add(node(Kind::SecurityGroup, None, Lifetime::Ephemeral))
+            .unwrap();
+        let vm = g.add(node(Kind::Vm, None, Lifetime::Ephemeral)).unwrap();
+        let volume = g
+            .add(node(Kind::Volume, Some("/dev/sda1"), Lifetime::Ephemeral))
+            .unwrap();
+        let stop = g.add(node(Kind::Stop, None, Lifetime::Step)).unwrap();
+        let image = g.add(node(Kind::Image, None, Lifetime::Durable)).unwrap();
+        g.needs(vm, sg);
+        g.makes(vm, volume);
+        g.needs(stop, vm);
+        g.needs(image, stop);
+        let deps = g.recorded_dependencies();
+        let of = |i: NodeIndex| deps[&g.node(i).address].clone();
+        // The VM uses its group and the volume it was launched with.
+        assert_eq!(
+            of(vm),
+            [g.node(sg).address.clone(), g.node(volume).address.clone()]
+        );
+        assert!(of(volume).is_empty());
+        // Steps are not recorded; what comes after one needs nothing through it.
+        assert!(!deps.contains_key(&g.node(stop).address));
+        assert!(of(image).is_empty());
+    }
+}
