@@ -298,3 +298,175 @@ fn a_terminal_gets_a_live_view() {
     assert!(screen.contains("build.web.vm: create done"), "{screen}");
     assert!(screen.contains("build.web.vm: destroy done"), "{screen}");
 }
+
+/// `force_deregister` removes the old OMI only once the new one is about to
+/// be made: a build that fails before keeps it, and the state with it.
+#[tokio::test]
+async fn force_deregister_waits_until_the_new_omi_is_about_to_be_made() {
+    let w = Workspace::new();
+    w.template(json!({}));
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let first = w.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "build.web.image")
+        .unwrap()["id"]
+        .clone();
+    w.template_with(
+        "web",
+        json!({"vm_type": "tinav5.c4r8p2", "force_deregister": true, "force_delete_snapshot": true}),
+        json!([{"type": "shell-local", "inline": ["exit 3"]}]),
+    );
+    let out = w.run(&["apply", "t.json", "--auto-approve"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (sim, client) = w.client();
+    let images = own_images(&client, &sim.default_account().account_id).await;
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_eq!(json!(images[0].image_id), first, "the old OMI stays");
+    assert!(!images[0].snapshot_ids().is_empty());
+    let recorded = w.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "build.web.image")
+        .map(|r| r["id"].clone());
+    assert_eq!(recorded, Some(first), "and the state still holds it");
+}
+
+/// A keypair name already taken (`temporary_key_pair_name`) fails the
+/// build, and the keypair, which is not osci's, is left alone.
+#[tokio::test]
+async fn a_taken_name_is_not_taken_over() {
+    let w = Workspace::new();
+    {
+        let (_sim, client) = w.client();
+        client
+            .call(&CreateKeypairRequest {
+                keypair_name: "mine".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    w.template(json!({"communicator": "ssh", "ssh_username": "outscale", "temporary_key_pair_name": "mine"}));
+    let out = w.run(&["apply", "t.json", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !w.addresses().contains(&"build.web.keypair".to_string()),
+        "{:?}",
+        w.addresses()
+    );
+    ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
+    let (_sim, client) = w.client();
+    let keypairs = client
+        .read_all(&ReadKeypairsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        keypairs
+            .iter()
+            .map(|k| k.keypair_name.as_str())
+            .collect::<Vec<_>>(),
+        ["mine"]
+    );
+}
+
+/// An OMI registered from a capture with a snapshot of the user's as its
+/// root: its plan settles, it can be replaced, and the replacement's own
+/// snapshot is complete, tagged and recorded.
+#[tokio::test]
+async fn an_omi_shaped_by_mappings_settles_and_is_replaced() {
+    let w = Workspace::new();
+    let (volume, mine) = {
+        let (_sim, client) = w.client();
+        user_snapshot(&client, 3).await
+    };
+    let template = |changes: Value| {
+        let mut t = json!({
+            "launch_block_device_mappings": [
+                {"device_name": "/dev/sda1", "volume_size": 12},
+                {"device_name": "/dev/sdb", "volume_size": 5}
+            ],
+            "root_device_name": "/dev/sda1",
+            "omi_block_device_mappings": [{"device_name": "/dev/sda1", "snapshot_id": mine}],
+            "snapshot_tags": {"role": "data"},
+        });
+        merge(&mut t, changes);
+        w.template(t);
+    };
+    template(json!({}));
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let settled = |w: &Workspace| w.run(&["plan", "t.json", "--detailed-exitcode"]);
+    let out = settled(&w);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The old OMI's own snapshot goes with it; the user's, which the new
+    // one is registered from too, stays.
+    template(
+        json!({"vm_type": "tinav5.c4r8p2", "force_deregister": true, "force_delete_snapshot": true}),
+    );
+    let plan = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(!plan.contains(&format!("- {mine}")), "{plan}");
+    ok(&w.run(&["apply", "t.json", "--auto-approve"]));
+    let out = settled(&w);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let sdb = w.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "build.web.snapshot[\"/dev/sdb\"]")
+        .cloned()
+        .expect("the new OMI's snapshot is recorded");
+    assert_eq!(sdb["status"], "created");
+    let (sim, client) = w.client();
+    let account = sim.default_account().account_id;
+    let images = own_images(&client, &account).await;
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert!(images[0].snapshot_ids().contains(&mine));
+    assert!(
+        images[0]
+            .snapshot_ids()
+            .contains(&sdb["id"].as_str().unwrap().to_string())
+    );
+    let tagged = snapshots(
+        &client,
+        FiltersSnapshot {
+            snapshot_ids: Some(vec![sdb["id"].as_str().unwrap().to_string()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .remove(0);
+    assert!(
+        tagged
+            .tags
+            .iter()
+            .any(|t| t.key == "role" && t.value == "data"),
+        "{:?}",
+        tagged.tags
+    );
+    drop((sim, client));
+    ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
+    let (sim, client) = w.client();
+    let mut left = leftovers(&client, &sim.default_account().account_id).await;
+    left.sort();
+    let mut expected = vec![volume, mine];
+    expected.sort();
+    assert_eq!(left, expected, "only what the user made is left");
+}

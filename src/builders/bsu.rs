@@ -86,6 +86,8 @@ impl Bsu {
             .iter()
             .chain(&comm.ssh_password)
             .chain(&comm.ssh_bastion_password)
+            .chain(&comm.ssh_proxy_password)
+            .chain(&comm.winrm_password)
             .cloned()
             .collect();
         Ok(Bsu {
@@ -98,18 +100,14 @@ impl Bsu {
         })
     }
 
-    /// The devices the VM boots with, hence its volumes and the snapshots
-    /// of the OMI, with the size the plan knows of each.
+    /// The devices the VM boots with volumes on, hence its volumes and the
+    /// snapshots of the OMI, with the size the plan knows of each. A source
+    /// mapping with no volume (a virtual device) makes neither.
     fn devices(&self, source: &Image) -> BTreeMap<String, Option<i64>> {
         let mut devices: BTreeMap<String, Option<i64>> = source
             .block_device_mappings
             .iter()
-            .filter_map(|m| {
-                Some((
-                    m.device_name.clone()?,
-                    m.bsu.as_ref().and_then(|b| b.volume_size),
-                ))
-            })
+            .filter_map(|m| Some((m.device_name.clone()?, m.bsu.as_ref()?.volume_size)))
             .collect();
         for m in &self.config.block_devices.launch_block_device_mappings {
             if m.no_device {
@@ -223,6 +221,16 @@ impl Builder for Bsu {
 
     fn omi(&self) -> Option<&OmiConfig> {
         (!self.config.bsu.skip_create_omi).then_some(&self.config.omi)
+    }
+
+    fn named_snapshots(&self) -> Vec<String> {
+        let devices = &self.config.block_devices;
+        devices
+            .launch_block_device_mappings
+            .iter()
+            .chain(&devices.omi_block_device_mappings)
+            .filter_map(|m| m.snapshot_id.clone())
+            .collect()
     }
 
     fn declare(&self, input: Declare<'_>, graph: &mut Graph) -> Result<Declared, String> {
@@ -396,8 +404,10 @@ impl Builder for Bsu {
                     snapshot::node(&run, &capture_address, device, lifetime),
                 )?;
                 graph.makes(capture, s);
+                // The OMI takes over what it keeps: complete with it, and
+                // removed after it.
                 if lifetime == Lifetime::Durable {
-                    graph.needs(image, s);
+                    graph.makes(image, s);
                     own_snapshots.push(s);
                 }
             }

@@ -2,12 +2,11 @@
 //! tagger, the account, and the rules every created resource follows
 //! (ownership tags, temporary names).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::graph::{Address, Event, Recorder, StepError};
-use crate::oapi::model::{CreateTagsRequest, ResourceTag};
+use crate::oapi::model::ResourceTag;
 use crate::oapi::wait::{WaitPolicy, Waiters};
 use crate::oapi::{Client, Error};
 
@@ -22,7 +21,7 @@ pub struct Cloud {
     pub client: Client,
     pub waiters: Waiters,
     pub wait: WaitPolicy,
-    pub tagger: Tagger,
+    pub tagger: super::tagger::Tagger,
     pub account_id: String,
 }
 
@@ -30,7 +29,7 @@ impl Cloud {
     pub fn new(client: Client, wait: WaitPolicy, account_id: String) -> Cloud {
         Cloud {
             waiters: Waiters::new(&client),
-            tagger: Tagger::new(client.clone()),
+            tagger: super::tagger::Tagger::new(client.clone()),
             client,
             wait,
             account_id,
@@ -90,87 +89,6 @@ pub fn failed(e: Error) -> StepError {
     StepError::Failed(e.to_string())
 }
 
-/// Tags asked for by a build's steps, sent together at the moments the
-/// build chooses: each [`Tagger::flush`] makes one CreateTags per set of
-/// tags, for every resource of the build that gets that set, so the
-/// ownership tags of everything a build made since its last flush cost one
-/// call.
-pub struct Tagger {
-    client: Client,
-    pending: Mutex<BTreeMap<String, Wanted>>,
-}
-
-/// Resource id → the tags it should get, for one build.
-type Wanted = BTreeMap<String, BTreeMap<String, String>>;
-
-impl Tagger {
-    pub fn new(client: Client) -> Tagger {
-        Tagger {
-            client,
-            pending: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    /// Tags to put on `ids` at the build's next flush.
-    pub fn add(&self, build: &str, ids: &[String], tags: &[ResourceTag]) {
-        if tags.is_empty() {
-            return;
-        }
-        let mut pending = self.pending.lock().expect("tagger lock");
-        let pending = pending.entry(build.to_string()).or_default();
-        for id in ids {
-            let entry = pending.entry(id.clone()).or_default();
-            for t in tags {
-                entry.insert(t.key.clone(), t.value.clone());
-            }
-        }
-    }
-
-    /// Drops what was asked for `id`: it is being deleted.
-    pub fn forget(&self, id: &str) {
-        for pending in self.pending.lock().expect("tagger lock").values_mut() {
-            pending.remove(id);
-        }
-    }
-
-    /// Sends the build's pending tags.
-    pub async fn flush(&self, build: &str) -> Result<(), Error> {
-        let pending = self
-            .pending
-            .lock()
-            .expect("tagger lock")
-            .remove(build)
-            .unwrap_or_default();
-        for (ids, tags) in calls(pending) {
-            self.client
-                .call(&CreateTagsRequest {
-                    resource_ids: ids.into_iter().collect(),
-                    tags,
-                    ..Default::default()
-                })
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-/// The CreateTags calls for `pending` (resource id → tags): one per set of
-/// tags, with every resource that gets exactly that set.
-fn calls(
-    pending: BTreeMap<String, BTreeMap<String, String>>,
-) -> Vec<(Vec<String>, Vec<ResourceTag>)> {
-    let mut by_tags: BTreeMap<BTreeMap<String, String>, BTreeSet<String>> = BTreeMap::new();
-    for (id, tags) in pending {
-        if !tags.is_empty() {
-            by_tags.entry(tags).or_default().insert(id);
-        }
-    }
-    by_tags
-        .into_iter()
-        .map(|(tags, ids)| (ids.into_iter().collect(), to_tags(&tags)))
-        .collect()
-}
-
 /// Runs a wait for `address` to be `target`, telling the user when it
 /// starts, what states it sees, every [`PROGRESS_EVERY`] while it lasts, and
 /// when it ends. The first Ctrl-C ends it at once: what it waits for is
@@ -198,7 +116,7 @@ pub async fn waiting<T>(
             result = &mut wait => break result.map_err(failed)?,
             _ = ticks.tick() => {
                 if rec.cancelled() {
-                    return Err(StepError::Failed(format!(
+                    return Err(StepError::Interrupted(format!(
                         "interrupted while waiting for {address} to be {target}"
                     )));
                 }
@@ -231,37 +149,6 @@ pub fn state_reporter<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn resources_with_the_same_tags_share_a_call() {
-        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        let owned = tags(&[(TAG_LINEAGE, "l"), (TAG_BUILD, "web")]);
-        let mut named = owned.clone();
-        named.insert("Name".into(), "osci builder web".into());
-        let pending = BTreeMap::from([
-            ("sg-1".to_string(), owned.clone()),
-            ("i-1".to_string(), named),
-            ("vol-1".to_string(), owned.clone()),
-            ("vol-2".to_string(), owned),
-        ]);
-        let calls = calls(pending);
-        assert_eq!(calls.len(), 2, "{calls:?}");
-        assert!(
-            calls
-                .iter()
-                .any(|(ids, tags)| ids == &["sg-1", "vol-1", "vol-2"] && tags.len() == 2)
-        );
-        assert!(
-            calls
-                .iter()
-                .any(|(ids, tags)| ids == &["i-1"] && tags.len() == 3)
-        );
-    }
 
     #[test]
     fn user_tags_hide_osci_tags() {

@@ -9,6 +9,7 @@ mod communicator;
 pub mod network;
 pub mod planner;
 pub mod steps;
+mod tagger;
 
 use std::sync::Arc;
 
@@ -52,6 +53,10 @@ pub trait Builder: Send + Sync {
 
     /// The OMI the build registers, if it registers one.
     fn omi(&self) -> Option<&OmiConfig>;
+
+    /// The snapshots the template names (`snapshot_id`): the user's, which
+    /// `force_delete_snapshot` never removes.
+    fn named_snapshots(&self) -> Vec<String>;
 
     /// Adds the build's nodes and edges to `graph`.
     fn declare(&self, input: Declare<'_>, graph: &mut Graph) -> Result<Declared, String>;

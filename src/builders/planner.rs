@@ -216,6 +216,13 @@ async fn clashes(
                 )
             }));
         }
+        // Removed at the last moment: once what the new OMI is made from
+        // is ready, so that a build failing before then loses nothing.
+        let ready: Vec<_> = graph
+            .before(image_node)
+            .map(|(p, _)| p)
+            .filter(|p| graph.node(*p).lifetime != crate::graph::Lifetime::Removal)
+            .collect();
         let mut removals = Vec::new();
         for image in clashing {
             let removal = match graph.find(&image.image_id) {
@@ -223,9 +230,14 @@ async fn clashes(
                 None => graph.add(deregister::image_node(run, &image.image_id))?,
             };
             graph.needs(image_node, removal);
+            for p in &ready {
+                graph.needs(removal, *p);
+            }
             let mut snapshot_ids = Vec::new();
             if omi.force_delete_snapshot {
+                let named = builder.named_snapshots();
                 snapshot_ids = image.snapshot_ids();
+                snapshot_ids.retain(|s| !named.contains(s));
                 snapshot_ids.sort();
                 for s in &snapshot_ids {
                     let node = match graph.find(s) {

@@ -61,8 +61,8 @@ impl ApplyJob {
                     .map(|()| self.recorder.get(address).and_then(|r| r.id))
                     .map_err(|e| e.to_string())
             }
-            Work::Destroy => {
-                destroy_entry(self.recorder.as_ref(), self.destroyer.as_ref(), address).await
+            Work::Destroy { adopt } => {
+                destroy_entry(&self.recorder, self.destroyer.as_ref(), address, *adopt).await
             }
             Work::Nothing => Ok(None),
         };
@@ -115,6 +115,9 @@ impl walk::Job for ApplyJob {
         self.work().instrument(span).await
     }
 
+    /// Destroys what the job recorded, but for a complete OMI (with its
+    /// snapshots and settings): it stays, and the next plan finishes the
+    /// build around it.
     async fn undo(&self) -> Result<(), String> {
         let made: Vec<ResourceState> = self
             .made
@@ -122,6 +125,7 @@ impl walk::Job for ApplyJob {
             .expect("made lock")
             .iter()
             .filter_map(|a| self.recorder.get(a))
+            .filter(|r| r.ephemeral || r.status != Status::Created)
             .collect();
         let mut errors = Vec::new();
         for r in dependents_first(made) {
@@ -130,7 +134,7 @@ impl walk::Job for ApplyJob {
                 action: "destroy",
             });
             let started = Instant::now();
-            match destroy_entry(self.recorder.as_ref(), self.destroyer.as_ref(), &r.address).await {
+            match destroy_entry(&self.recorder, self.destroyer.as_ref(), &r.address, true).await {
                 Ok(id) => self.recorder.event(Event::Done {
                     address: r.address.clone(),
                     action: "destroy",
@@ -189,9 +193,11 @@ impl Recorder for NodeRecorder<'_> {
         self.inner.made_with(maker, made).await
     }
 
-    async fn settled(&self, entry: ResourceState) -> Result<(), RecordError> {
-        self.note(&entry.address);
-        self.inner.settled(entry).await
+    async fn settled(&self, entries: Vec<ResourceState>) -> Result<(), RecordError> {
+        for entry in &entries {
+            self.note(&entry.address);
+        }
+        self.inner.settled(entries).await
     }
 
     async fn update(

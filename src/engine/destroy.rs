@@ -35,10 +35,12 @@ impl walk::Job for DestroyJob {
             action: "destroy",
         });
         let started = Instant::now();
+        // What each entry made was adopted before the walk, for all at once.
         let id = destroy_entry(
-            self.recorder.as_ref(),
+            &self.recorder,
             self.destroyer.as_ref(),
             &self.address,
+            false,
         )
         .await
         .inspect_err(|error| {
@@ -129,8 +131,8 @@ pub async fn destroy(
 
 /// Records what the resources at `addresses` brought along and the state
 /// lacks, and adds it to what is destroyed. Answers the resources whose
-/// dependents could not be read: they are left alone, so that nothing loses
-/// track.
+/// dependents could not be read or recorded: they are left alone, so that
+/// nothing loses track.
 async fn adopt_dependents(
     recorder: &Arc<StateRecorder>,
     destroyer: &dyn Destroyer,
@@ -138,46 +140,13 @@ async fn adopt_dependents(
     outcome: &mut Outcome,
 ) -> Vec<Address> {
     let resources: Vec<ResourceState> = addresses.iter().filter_map(|a| recorder.get(a)).collect();
-    let adopted = match destroyer.dependents(&resources).await {
-        Ok(found) => found,
-        Err(e) => {
-            outcome.failures.push(("dependents".into(), e.to_string()));
-            return addresses.clone();
-        }
-    };
-    if adopted.is_empty() {
-        return Vec::new();
-    }
-    let mut recorded = Vec::new();
-    let change = recorder
-        .change(|state| {
-            for (maker, mut dependent) in adopted {
-                let id = dependent.id.clone();
-                if state.resources.iter().any(|r| r.id.is_some() && r.id == id) {
-                    continue;
-                }
-                if state.get(dependent.address.as_str()).is_some() {
-                    // The address names another object: key this one by its id.
-                    let key = id.unwrap_or_default();
-                    dependent.address = Address::new(&dependent.build, dependent.kind, Some(&key));
-                }
-                // What it came with uses it: that goes first.
-                if let Some(m) = state.get_mut(maker.as_str()) {
-                    m.dependencies.push(dependent.address.clone());
-                }
-                recorded.push(dependent.address.clone());
-                state.put(dependent);
-            }
-        })
-        .await;
-    match change {
-        Ok(()) => {
+    match super::adopt_dependents(recorder, destroyer, &resources).await {
+        Ok(recorded) => {
             addresses.extend(recorded);
             Vec::new()
         }
         Err(e) => {
-            // Destroying without the record would risk losing them.
-            outcome.failures.push(("state".into(), e.to_string()));
+            outcome.failures.push(("dependents".into(), e));
             addresses.clone()
         }
     }

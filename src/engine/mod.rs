@@ -51,18 +51,42 @@ fn in_use_delay(attempt: u32) -> Duration {
 }
 
 /// Destroys the state entry at `address`, trying again while another
-/// resource still uses it, and forgets it. Answers the id deleted.
+/// resource still uses it, and forgets it. Answers the id deleted. With
+/// `adopt`, what the resource made and the state lacks (a crash came
+/// before it was recorded) is recorded first, then destroyed after it.
 async fn destroy_entry(
-    recorder: &dyn Recorder,
+    recorder: &StateRecorder,
     destroyer: &dyn Destroyer,
     address: &Address,
+    adopt: bool,
 ) -> Result<Option<String>, String> {
     let Some(resource) = recorder.get(address) else {
         return Ok(None);
     };
+    let adopted = if adopt {
+        adopt_dependents(recorder, destroyer, std::slice::from_ref(&resource)).await?
+    } else {
+        Vec::new()
+    };
+    let id = destroy_one(recorder, destroyer, &resource).await?;
+    for a in adopted {
+        if let Some(r) = recorder.get(&a) {
+            destroy_one(recorder, destroyer, &r).await?;
+        }
+    }
+    Ok(id)
+}
+
+/// Destroys one entry, trying again while it is in use, and forgets it.
+async fn destroy_one(
+    recorder: &StateRecorder,
+    destroyer: &dyn Destroyer,
+    resource: &ResourceState,
+) -> Result<Option<String>, String> {
+    let address = &resource.address;
     let mut attempt = 0;
     let destroyed = loop {
-        match destroyer.destroy(&resource).await {
+        match destroyer.destroy(resource).await {
             Err(DestroyError::InUse(_)) if attempt + 1 < IN_USE_ATTEMPTS => {
                 tokio::time::sleep(in_use_delay(attempt)).await;
                 attempt += 1;
@@ -78,6 +102,47 @@ async fn destroy_entry(
         Destroyed::Deleted(id) => Some(id),
         Destroyed::AlreadyGone => None,
     })
+}
+
+/// Records what `resources` made that the state lacks, found through them
+/// (an image's snapshots, a VM's volumes), each maker depending on what it
+/// made. Answers the addresses recorded.
+async fn adopt_dependents(
+    recorder: &StateRecorder,
+    destroyer: &dyn Destroyer,
+    resources: &[ResourceState],
+) -> Result<Vec<Address>, String> {
+    let found = destroyer
+        .dependents(resources)
+        .await
+        .map_err(|e| e.to_string())?;
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut recorded = Vec::new();
+    recorder
+        .change(|state| {
+            for (maker, mut dependent) in found {
+                let id = dependent.id.clone();
+                if state.resources.iter().any(|r| r.id.is_some() && r.id == id) {
+                    continue;
+                }
+                if state.get(dependent.address.as_str()).is_some() {
+                    // The address names another object: key this one by its id.
+                    let key = id.unwrap_or_default();
+                    dependent.address = Address::new(&dependent.build, dependent.kind, Some(&key));
+                }
+                // What it came with uses it: that goes first.
+                if let Some(m) = state.get_mut(maker.as_str()) {
+                    m.dependencies.push(dependent.address.clone());
+                }
+                recorded.push(dependent.address.clone());
+                state.put(dependent);
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(recorded)
 }
 
 /// The entries in an order where each comes before what it depends on.

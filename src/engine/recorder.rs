@@ -38,7 +38,9 @@ struct Memory {
 
 pub struct StateRecorder {
     memory: Mutex<Memory>,
-    store: Arc<Mutex<StateStore>>,
+    /// The store, and the last change it wrote: a write never replaces a
+    /// newer one, whatever order the blocking tasks run in.
+    store: Arc<Mutex<(StateStore, u64)>>,
     /// One write at a time, in turn.
     writing: tokio::sync::Mutex<()>,
     /// What each recorded node needs, from the plan's graph.
@@ -55,7 +57,7 @@ impl StateRecorder {
                 changed: 0,
                 written: 0,
             }),
-            store: Arc::new(Mutex::new(store)),
+            store: Arc::new(Mutex::new((store, 0))),
             writing: tokio::sync::Mutex::new(()),
             dependencies: BTreeMap::new(),
             cancel,
@@ -103,15 +105,23 @@ impl StateRecorder {
         };
         let store = Arc::clone(&self.store);
         let written = tokio::task::spawn_blocking(move || {
-            let mut store = store.lock().expect("store lock");
-            store.write(&mut snapshot).map(|()| snapshot.serial)
+            let mut guard = store.lock().expect("store lock");
+            let (store, last) = &mut *guard;
+            if *last >= covers {
+                return Ok(None);
+            }
+            store.write(&mut snapshot)?;
+            *last = covers;
+            Ok(Some(snapshot.serial))
         })
         .await
         .map_err(|e| RecordError(e.to_string()))?
-        .map_err(|e| RecordError(e.to_string()))?;
+        .map_err(|e: crate::state::StateError| RecordError(e.to_string()))?;
         let mut m = self.memory.lock().expect("state lock");
-        m.written = covers;
-        m.state.serial = written;
+        m.written = m.written.max(covers);
+        if let Some(serial) = written {
+            m.state.serial = m.state.serial.max(serial);
+        }
         Ok(())
     }
 
@@ -196,9 +206,26 @@ impl Recorder for StateRecorder {
         .await
     }
 
-    async fn settled(&self, mut entry: ResourceState) -> Result<(), RecordError> {
-        entry.dependencies = self.dependencies_of(&entry.address);
-        self.change(|s| s.put(entry)).await
+    async fn settled(&self, entries: Vec<ResourceState>) -> Result<(), RecordError> {
+        self.change(|s| {
+            for mut entry in entries {
+                let mut dependencies = self.dependencies_of(&entry.address);
+                for d in s
+                    .get(entry.address.as_str())
+                    .map(|r| r.dependencies.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(std::mem::take(&mut entry.dependencies))
+                {
+                    if !dependencies.contains(&d) {
+                        dependencies.push(d);
+                    }
+                }
+                entry.dependencies = dependencies;
+                s.put(entry);
+            }
+        })
+        .await
     }
 
     async fn update(

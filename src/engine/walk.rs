@@ -245,13 +245,13 @@ async fn run<J: Job>(dag: &Dag, jobs: &[Arc<J>], options: &Options<'_>) -> Repor
             }
         }
     }
-    if report.stopped {
-        for (i, job) in jobs.iter().enumerate() {
-            if outcomes[i] != Some(Outcome::Done)
-                && let Some(g) = job.group()
-            {
-                failed.insert(g);
-            }
+    // A group with work that never ran (its own failure, another's it
+    // waited for, or a stop) did not finish.
+    for (i, job) in jobs.iter().enumerate() {
+        if outcomes[i] != Some(Outcome::Done)
+            && let Some(g) = job.group()
+        {
+            failed.insert(g);
         }
     }
     report.outcomes = outcomes

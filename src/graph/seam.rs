@@ -80,9 +80,11 @@ pub trait Recorder: Send + Sync {
     async fn made_with(&self, maker: &Address, made: Vec<ResourceState>)
     -> Result<(), RecordError>;
 
-    /// A complete entry in one write: settings and records, which no call
-    /// that could lose its answer makes. Its dependencies are the graph's.
-    async fn settled(&self, entry: ResourceState) -> Result<(), RecordError>;
+    /// Complete entries, in one write: settings and records (which no call
+    /// that could lose its answer makes), or an OMI with its snapshots, so
+    /// that no crash leaves one complete without the others. Their
+    /// dependencies are the graph's, and those already recorded.
+    async fn settled(&self, entries: Vec<ResourceState>) -> Result<(), RecordError>;
 
     /// Attributes as last seen, the input digest (kept when `None`), and
     /// the status.
@@ -115,8 +117,9 @@ pub trait Recorder: Send + Sync {
 pub enum StepError {
     #[error("{0}")]
     Failed(String),
-    #[error("interrupted")]
-    Interrupted,
+    /// The user asked to stop (first Ctrl-C or SIGTERM); says where.
+    #[error("{0}")]
+    Interrupted(String),
     #[error(transparent)]
     Record(#[from] RecordError),
 }

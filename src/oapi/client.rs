@@ -115,16 +115,21 @@ impl Client {
         let span = tracing::debug_span!("oapi", operation = O::NAME);
         async {
             let mut attempt = 0;
+            let mut unanswered = false;
             loop {
-                let outcome = self.attempt::<O>(&body).await;
-                let (status, throttled, retry_after) = match &outcome {
+                let mut outcome = self.attempt::<O>(&body).await;
+                let (status, throttled, retry_after) = match &mut outcome {
                     Ok(_) => return outcome,
                     Err(AttemptError::Api(e, retry_after)) => {
+                        e.after_unanswered = unanswered;
                         (Some(e.status), e.is_throttling(), *retry_after)
                     }
                     Err(AttemptError::Transport(_)) => (None, false, None),
                     Err(AttemptError::Final(_)) => (None, false, None),
                 };
+                // A lost answer, or a server error after the call may have
+                // run: what comes next may be that run's doing.
+                unanswered |= status.is_none_or(|s| s >= 500) && !throttled;
                 let final_error = matches!(outcome, Err(AttemptError::Final(_)));
                 let verdict = classify(status, throttled, request.retry_safe());
                 attempt += 1;
@@ -232,6 +237,7 @@ impl Client {
                 request_id: parsed.response_context.and_then(|c| c.request_id),
                 errors: parsed.errors,
                 raw_body: None,
+                after_unanswered: false,
             },
             _ => ApiError {
                 operation: O::NAME,
@@ -239,6 +245,7 @@ impl Client {
                 errors: Vec::new(),
                 request_id: None,
                 raw_body: Some(String::from_utf8_lossy(&body).into_owned()),
+                after_unanswered: false,
             },
         };
         tracing::debug!(

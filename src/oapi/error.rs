@@ -47,6 +47,10 @@ pub struct ApiError {
     pub request_id: Option<String>,
     /// The body as received when it was not the JSON error shape.
     pub raw_body: Option<String>,
+    /// An earlier attempt of the same call got no answer (a lost
+    /// connection, a 5xx) and may have run: a conflict may then be that
+    /// attempt's own doing.
+    pub after_unanswered: bool,
 }
 
 impl ApiError {
@@ -207,6 +211,7 @@ mod tests {
             }],
             request_id: None,
             raw_body: None,
+            after_unanswered: false,
         };
         assert!(mk(400, "5063").is_not_found());
         assert!(!mk(400, "4045").is_not_found());

@@ -8,6 +8,17 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+/// How long a background request lets the others go first, at the most.
+const MAX_YIELD: Duration = Duration::from_secs(5);
+
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A token bucket: `burst` requests at once, refilled at `rate` per second.
 /// Background requests (tagging) let the others go first.
 pub struct RateLimiter {
@@ -32,20 +43,26 @@ impl RateLimiter {
     /// Waits until one request may be sent.
     pub async fn acquire(&self) {
         self.waiting.fetch_add(1, Ordering::SeqCst);
+        // Counted out however the wait ends (its caller may give up).
+        let _waiting = Waiting(&self.waiting);
         self.take(false).await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Waits until one request may be sent and no other waits for it.
+    /// Waits until one request may be sent and no other waits for it, for
+    /// a while: then it takes its turn like any other.
     pub async fn acquire_background(&self) {
         self.take(true).await;
     }
 
     async fn take(&self, background: bool) {
+        let since = Instant::now();
         loop {
             let wait = {
                 let mut state = self.state.lock().await;
-                if background && self.waiting.load(Ordering::SeqCst) > 0 {
+                if background
+                    && self.waiting.load(Ordering::SeqCst) > 0
+                    && since.elapsed() < MAX_YIELD
+                {
                     drop(state);
                     tokio::time::sleep(Duration::from_secs_f64(1.0 / self.rate)).await;
                     continue;

@@ -4,7 +4,6 @@
 //! VMs waited on at once cost one ReadVms per poll, not ten).
 
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,25 +70,6 @@ pub enum Check<T> {
     Done(T),
     Pending(String),
     Failed { state: String, reason: String },
-}
-
-/// Polls until `poll` says done or failed, the timeout passes, or a poll
-/// errors. The first poll comes at once; then the policy spaces them.
-pub async fn wait_for<T, F, Fut>(what: &str, policy: &WaitPolicy, mut poll: F) -> Result<T, Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Check<T>, Error>>,
-{
-    let start = Instant::now();
-    let mut watch = Watch::new(what);
-    loop {
-        if let Some(done) = watch.see(poll().await?, start)? {
-            return Ok(done);
-        }
-        let interval = policy.next_interval(start.elapsed());
-        watch.timed_out(start, interval, policy)?;
-        tokio::time::sleep(interval).await;
-    }
 }
 
 /// The bookkeeping of one wait: the last state seen, and what ends it.
@@ -191,15 +171,30 @@ impl<T: Clone + Send + Sync + 'static> Poller<T> {
         at: Instant,
         slack: Duration,
     ) -> Result<Option<T>, Error> {
-        let (reply, answer) = oneshot::channel();
+        let mut seen = self.observe_all(&[id.to_string()], at, slack).await?;
+        Ok(seen.pop().flatten())
+    }
+
+    /// [`Poller::observe`] for several ids at once: one read.
+    pub async fn observe_all(
+        &self,
+        ids: &[String],
+        at: Instant,
+        slack: Duration,
+    ) -> Result<Vec<Option<T>>, Error> {
+        let mut answers = Vec::new();
         let start = {
             let mut queue = self.queue.lock().expect("poller lock");
-            queue.due.push(Due {
-                id: id.to_string(),
-                at,
-                slack,
-                reply,
-            });
+            for id in ids {
+                let (reply, answer) = oneshot::channel();
+                answers.push((id, answer));
+                queue.due.push(Due {
+                    id: id.clone(),
+                    at,
+                    slack,
+                    reply,
+                });
+            }
             !std::mem::replace(&mut queue.serving, true)
         };
         if start {
@@ -211,9 +206,13 @@ impl<T: Clone + Send + Sync + 'static> Poller<T> {
         } else {
             self.wake.notify_one();
         }
-        answer.await.map_err(|_| Error::WaitGone {
-            what: format!("the poll for {id}"),
-        })?
+        let mut seen = Vec::new();
+        for (id, answer) in answers {
+            seen.push(answer.await.map_err(|_| Error::WaitGone {
+                what: format!("the poll for {id}"),
+            })??);
+        }
+        Ok(seen)
     }
 }
 
@@ -250,7 +249,25 @@ async fn serve<T: Clone + Send + Sync + 'static>(
                 .max()
                 .unwrap_or(first)
         };
-        tokio::time::sleep_until(at).await;
+        // A read asked for now (no slack) does not wait for the others.
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => break,
+                _ = wake.notified() => {
+                    let now = Instant::now();
+                    let urgent = queue
+                        .lock()
+                        .expect("poller lock")
+                        .due
+                        .iter()
+                        .any(|d| d.at <= now && d.slack.is_zero());
+                    if urgent {
+                        break;
+                    }
+                }
+            }
+        }
+        let at = at.min(Instant::now().max(first));
         let batch: Vec<Due<T>> = {
             let mut q = queue.lock().expect("poller lock");
             let (now, later) = std::mem::take(&mut q.due)
@@ -403,11 +420,11 @@ impl Waiters {
         if !snapshots.is_empty() {
             let mut longest = Duration::ZERO;
             let mut least = 100;
-            for s in snapshots {
-                let seen = self
-                    .snapshots
-                    .observe(s, first, policy.initial_interval / 2)
-                    .await?;
+            let seen = self
+                .snapshots
+                .observe_all(snapshots, first, policy.initial_interval / 2)
+                .await?;
+            for seen in seen {
                 let progress = match seen {
                     Some(s) if s.state == "completed" => 100,
                     Some(s) if s.state == "pending" => s.progress.clamp(0, 100),
@@ -420,13 +437,15 @@ impl Waiters {
                 }
             }
             on_state(&format!("pending {least}%"));
-            // At the moment the slowest snapshot should be done, or at the
-            // usual pace when progress says nothing.
+            // At the moment the slowest snapshot should be done (but not
+            // later than the usual pace allows), or at the usual pace when
+            // progress says nothing.
             let now = Instant::now();
+            let usual = now + policy.next_interval(start.elapsed());
             first = if least > 0 {
-                (start + longest + Duration::from_millis(50)).max(now)
+                (start + longest + Duration::from_millis(50)).clamp(now, now + policy.max_interval)
             } else {
-                now + policy.next_interval(start.elapsed())
+                usual
             };
         }
         poll_from(
@@ -674,19 +693,40 @@ mod tests {
         assert_eq!(quarter.initial_interval, Duration::from_millis(500));
     }
 
+    /// A poller whose reads answer `state` for every id, counting them.
+    fn stuck(state: Arc<Mutex<Vec<&'static str>>>, calls: Arc<AtomicUsize>) -> Poller<String> {
+        Poller::new(Arc::new(move |ids: Vec<String>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            let states = state.lock().unwrap().clone();
+            let now = states[n.min(states.len() - 1)].to_string();
+            Box::pin(async move { Ok(ids.into_iter().map(|i| (i, now.clone())).collect()) })
+        }))
+    }
+
+    fn check(state: Option<String>, _: Instant) -> Result<Check<()>, Error> {
+        Ok(match state.as_deref() {
+            Some("done") => Check::Done(()),
+            Some("failed") => Check::Failed {
+                state: "failed".into(),
+                reason: "disk".into(),
+            },
+            other => Check::Pending(other.unwrap_or("gone").to_string()),
+        })
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn wait_times_out_with_last_state() {
+    async fn a_wait_times_out_with_the_last_state_seen() {
         let policy = WaitPolicy {
             timeout: Duration::from_secs(10),
             initial_interval: Duration::from_secs(1),
             max_interval: Duration::from_secs(2),
             not_found_grace: Duration::from_secs(1),
         };
-        let err = wait_for::<(), _, _>("thing", &policy, || async {
-            Ok(Check::Pending("pending".into()))
-        })
-        .await
-        .unwrap_err();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let p = stuck(Arc::new(Mutex::new(vec!["pending"])), calls.clone());
+        let err = poll(&p, "thing", "i-1", &policy, &quiet, check)
+            .await
+            .unwrap_err();
         match err {
             Error::WaitTimeout {
                 last_state,
@@ -701,26 +741,19 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn failure_state_ends_the_wait() {
-        let policy = WaitPolicy::default();
-        let mut n = 0;
-        let err = wait_for::<(), _, _>("image", &policy, || {
-            n += 1;
-            let n = n;
-            async move {
-                Ok(if n < 3 {
-                    Check::Pending("pending".into())
-                } else {
-                    Check::Failed {
-                        state: "failed".into(),
-                        reason: "disk".into(),
-                    }
-                })
-            }
-        })
-        .await
-        .unwrap_err();
+    async fn a_failure_state_ends_the_wait_and_states_are_reported() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let p = stuck(
+            Arc::new(Mutex::new(vec!["pending", "pending", "failed"])),
+            calls.clone(),
+        );
+        let seen = Mutex::new(Vec::new());
+        let report = |s: &str| seen.lock().unwrap().push(s.to_string());
+        let err = poll(&p, "image", "ami-1", &WaitPolicy::default(), &report, check)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("failed: disk"), "{err}");
-        assert_eq!(n, 3);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(*seen.lock().unwrap(), ["pending"]);
     }
 }

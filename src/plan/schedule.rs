@@ -16,8 +16,9 @@ use super::diff::Diff;
 pub enum Work {
     /// The node's step carries out its action.
     Step(Arc<dyn Step>),
-    /// The state entry at the job's address is destroyed.
-    Destroy,
+    /// The state entry at the job's address is destroyed; with `adopt`,
+    /// what it made and the state lacks too (a leftover of a crash).
+    Destroy { adopt: bool },
     /// Nothing at apply time (a data node, read at plan time).
     Nothing,
 }
@@ -38,7 +39,14 @@ pub struct Job {
 
 impl Job {
     /// The removal of the state entry at `address`, under `id`.
-    fn removal(id: String, address: &Address, build: &str, kind: Kind, ephemeral: bool) -> Job {
+    fn removal(
+        id: String,
+        address: &Address,
+        build: &str,
+        kind: Kind,
+        ephemeral: bool,
+        adopt: bool,
+    ) -> Job {
         Job {
             id,
             address: address.clone(),
@@ -46,7 +54,7 @@ impl Job {
             kind,
             action: Action::Destroy,
             ephemeral,
-            work: Work::Destroy,
+            work: Work::Destroy { adopt },
         }
     }
 
@@ -107,6 +115,7 @@ pub fn schedule(graph: &Graph, diff: &Diff, state: &State) -> Schedule {
                 &node.build,
                 node.kind,
                 true,
+                false,
             ));
         }
     }
@@ -149,6 +158,7 @@ pub fn schedule(graph: &Graph, diff: &Diff, state: &State) -> Schedule {
             &r.build,
             r.kind,
             r.ephemeral,
+            true,
         ));
     }
     for (address, &j) in &orphan_of {

@@ -1,6 +1,8 @@
 //! `force_deregister` and `force_delete_snapshot` (behaviour C13): the OMIs
-//! of this account named like the new one, found at plan time, removed just
-//! before it is made, each a node of its own with the exact id it removes.
+//! of this account named like the new one, found at plan time, each a node
+//! of its own with the exact id it removes. The planner orders them after
+//! what the new OMI is made from (the stopped VM, or the capture) and
+//! before the OMI itself.
 
 use std::sync::Arc;
 

@@ -151,13 +151,15 @@ async fn make_image(
         |i: &Image| i.image_id.clone(),
     )
     .await?;
-    // Only its own snapshots: one the template named is someone else's.
-    let snapshots = record_snapshots(run, build, &first, snapshot).await?;
-    let mut ids = snapshots.clone();
-    ids.push(first.image_id.clone());
+    // Only what the build keeps is tagged: not a capture (found by its
+    // name and removed by this apply) nor a snapshot the template named.
+    let (snapshots, kept) = record_snapshots(run, build, &first, snapshot).await?;
+    let mut ids = kept;
+    if !ephemeral {
+        ids.push(first.image_id.clone());
+    }
     let lineage = run.recorder.lineage();
-    // Found again by name and through the image: the tags wait for the
-    // next moment tags are sent.
+    // The tags wait for the next moment the build sends tags.
     cloud
         .tagger
         .add(&build.name, &ids, &ownership_tags(&lineage, &build.name));
@@ -171,20 +173,21 @@ async fn make_image(
             .image_reporting(&first.image_id, &snapshots, &cloud.wait, &report),
     )
     .await?;
-    let late = record_snapshots(run, build, &image, snapshot).await?;
+    let (_, late) = record_snapshots(run, build, &image, snapshot).await?;
     cloud
         .tagger
         .add(&build.name, &late, &ownership_tags(&lineage, &build.name));
     Ok(image)
 }
 
-/// Records the snapshots of `image` the state lacks; answers their ids.
+/// Records the snapshots of `image` the state lacks; answers their ids,
+/// and those of the ones the build keeps.
 async fn record_snapshots(
     run: &Run<'_>,
     build: &BuildRun,
     image: &Image,
     snapshot: &(dyn Fn(&str) -> Option<(bool, Status)> + Sync),
-) -> Result<Vec<String>, StepError> {
+) -> Result<(Vec<String>, Vec<String>), StepError> {
     let mut entries = Vec::new();
     for m in &image.block_device_mappings {
         let (Some(device), Some(bsu)) = (m.device_name.as_deref(), m.bsu.as_ref()) else {
@@ -208,10 +211,15 @@ async fn record_snapshots(
         });
     }
     let ids = entries.iter().filter_map(|e| e.id.clone()).collect();
+    let kept = entries
+        .iter()
+        .filter(|e| !e.ephemeral)
+        .filter_map(|e| e.id.clone())
+        .collect();
     if !entries.is_empty() {
         run.recorder.made_with(run.address, entries).await?;
     }
-    Ok(ids)
+    Ok((ids, kept))
 }
 
 impl Make {
@@ -222,15 +230,24 @@ impl Make {
         let Some(previous) = run.recorder.get(run.address) else {
             return Ok(());
         };
-        // The previous artifact: this address, its settings, and the
-        // snapshots it was complete with (new ones are not complete yet).
+        // The previous artifact: this address, its settings, and its
+        // snapshots (as the refresh saw the OMI; else those that were
+        // complete, which a capture's new ones are not yet).
+        let previous_snapshots: Option<Vec<String>> = previous
+            .id
+            .as_ref()
+            .and_then(|id| self.run.refreshed.images.get(id))
+            .map(|i| i.snapshot_ids());
         let old: Vec<ResourceState> = run
             .recorder
             .build_entries(&self.run.name)
             .into_iter()
             .filter(|r| !r.ephemeral)
             .filter(|r| match r.kind {
-                Kind::Snapshot => r.status == Status::Created,
+                Kind::Snapshot => match (&previous_snapshots, &r.id) {
+                    (Some(ids), Some(id)) => ids.contains(id),
+                    _ => r.status == Status::Created,
+                },
                 Kind::Image => r.address == *run.address,
                 k => k.is_setting(),
             })
@@ -307,6 +324,36 @@ impl Make {
         })
     }
 
+    /// The OMI and the snapshots of it this build made are complete, in one
+    /// write: no crash leaves the one complete and the others half-made.
+    async fn complete(&self, run: &Run<'_>, image: &Image) -> Result<(), StepError> {
+        let digest = Some(self.run.digest.clone());
+        let ids = image.snapshot_ids();
+        let mut entries: Vec<ResourceState> = run
+            .recorder
+            .build_entries(&self.run.name)
+            .into_iter()
+            .filter(|r| r.kind == Kind::Snapshot && !r.ephemeral)
+            .filter(|r| r.id.as_ref().is_some_and(|id| ids.contains(id)))
+            .map(|r| ResourceState {
+                status: Status::Created,
+                input_digest: digest.clone(),
+                ..r
+            })
+            .collect();
+        let recorded = run.recorder.get(run.address).ok_or_else(|| {
+            StepError::Failed(format!("{} left the state while being made", run.address))
+        })?;
+        entries.push(ResourceState {
+            attributes: attributes(image),
+            input_digest: digest,
+            status: Status::Created,
+            ..recorded
+        });
+        run.recorder.settled(entries).await?;
+        Ok(())
+    }
+
     /// The description, the one attribute an OMI changes in place.
     async fn update(&self, run: &Run<'_>) -> Result<(), StepError> {
         let recorded = run.recorder.get(run.address);
@@ -344,7 +391,10 @@ impl Step for Make {
             return self.update(run).await;
         }
         if run.recorder.cancelled() {
-            return Err(StepError::Interrupted);
+            return Err(StepError::Interrupted(format!(
+                "interrupted before {}",
+                run.address
+            )));
         }
         self.retire(run).await?;
         let request = self.request()?;
@@ -353,14 +403,7 @@ impl Step for Make {
         // from a capture uses the capture's, recorded by it.
         let snapshot = |_: &str| from_vm.then_some((false, Status::Tainted));
         let image = make_image(run, &self.run, false, request, &snapshot).await?;
-        run.recorder
-            .update(
-                run.address,
-                attributes(&image),
-                Some(self.run.digest.clone()),
-                Status::Created,
-            )
-            .await?;
+        self.complete(run, &image).await?;
         self.run
             .outputs
             .put(run.address, Output::Image(Box::new(image)));
@@ -372,7 +415,10 @@ impl Step for Make {
 impl Step for Capture {
     async fn run(&self, run: &Run<'_>) -> Result<(), StepError> {
         if run.recorder.cancelled() {
-            return Err(StepError::Interrupted);
+            return Err(StepError::Interrupted(format!(
+                "interrupted before {}",
+                run.address
+            )));
         }
         let request = CreateImageRequest {
             image_name: Some(capture_name(&self.omi_name)),

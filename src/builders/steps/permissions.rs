@@ -10,10 +10,11 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::BuildRun;
+use super::settings::{own_snapshots, record};
 use crate::builders::cloud::failed;
 use crate::graph::{Address, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::oapi::model::*;
-use crate::state::{ResourceState, Status};
+use crate::state::ResourceState;
 
 /// Account ids and the global flag, as the plan shows them.
 pub fn desired(account_ids: &BTreeSet<String>, global: bool) -> BTreeMap<String, Value> {
@@ -85,20 +86,6 @@ pub fn node(run: &Arc<BuildRun>, image: &Address, of: Of, want: BTreeMap<String,
     node
 }
 
-/// The snapshots of `image` this build made, as the state holds them: one
-/// the template named with `snapshot_id` is someone's own, never re-shared
-/// or re-tagged.
-pub fn own_snapshots(run: &Run<'_>, build: &BuildRun, image: &Image) -> Vec<String> {
-    let of_image = image.snapshot_ids();
-    run.recorder
-        .build_entries(&build.name)
-        .into_iter()
-        .filter(|r| r.kind == Kind::Snapshot && !r.ephemeral)
-        .filter_map(|r| r.id)
-        .filter(|id| of_image.contains(id))
-        .collect()
-}
-
 /// Whether the image was made by this apply: the refresh did not see it,
 /// so its snapshots have no permissions or tags yet and need no reading.
 pub fn made_now(build: &BuildRun, image: &Image) -> bool {
@@ -158,31 +145,6 @@ impl Step for Set {
         };
         record(run, &self.run, kind, &image.image_id, attributes).await
     }
-}
-
-/// Records a settings entry of the image `image_id` as done.
-pub async fn record(
-    run: &Run<'_>,
-    build: &BuildRun,
-    kind: Kind,
-    image_id: &str,
-    attributes: BTreeMap<String, Value>,
-) -> Result<(), StepError> {
-    run.recorder
-        .settled(ResourceState {
-            attributes,
-            input_digest: Some(build.digest.clone()),
-            ..ResourceState::made(
-                run.address.clone(),
-                &build.name,
-                kind,
-                false,
-                image_id.to_string(),
-                Status::Created,
-            )
-        })
-        .await?;
-    Ok(())
 }
 
 /// The UpdateImage/UpdateSnapshot changes from `have` to `want`: removals,

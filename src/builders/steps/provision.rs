@@ -121,7 +121,10 @@ impl Step for Provision {
             .await
             .map_err(|e| StepError::Failed(self.run.mask(&format!("provisioning failed: {e}"))))?;
         if run.recorder.cancelled() {
-            return Err(StepError::Interrupted);
+            return Err(StepError::Interrupted(format!(
+                "interrupted before {}",
+                run.address
+            )));
         }
         self.run.outputs.put(&self.vm, Output::Vm(Box::new(vm)));
         Ok(())

@@ -42,7 +42,7 @@ impl Step for Record {
                 Status::Created,
             )
         };
-        run.recorder.settled(entry).await?;
+        run.recorder.settled(vec![entry]).await?;
         Ok(())
     }
 }

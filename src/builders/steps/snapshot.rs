@@ -1,5 +1,7 @@
-//! The OMI's snapshots: made by CreateImage, recorded by the image's node,
-//! complete once the OMI is; removed after it.
+//! The OMI's snapshots: made by CreateImage (of the OMI, or of its capture),
+//! recorded by the node that called it, complete in the same write as the
+//! OMI; removed after it. A capture's snapshot the OMI does not keep goes
+//! with the capture.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,9 +22,8 @@ pub fn attributes(snapshot: &Snapshot) -> BTreeMap<String, Value> {
     ])
 }
 
-/// Marks the snapshot the image's node recorded as complete.
+/// Checks that the snapshot was recorded as its image's nodes say.
 struct Complete {
-    run: Arc<BuildRun>,
     maker: Address,
 }
 
@@ -30,7 +31,6 @@ struct Complete {
 /// ephemeral one goes with a capture the OMI does not keep it from.
 pub fn node(run: &Arc<BuildRun>, maker: &Address, device: &str, lifetime: Lifetime) -> Node {
     let step = Complete {
-        run: Arc::clone(run),
         maker: maker.clone(),
     };
     let mut node = Node::new(
@@ -50,23 +50,17 @@ pub fn node(run: &Arc<BuildRun>, maker: &Address, device: &str, lifetime: Lifeti
 #[async_trait]
 impl Step for Complete {
     async fn run(&self, run: &Run<'_>) -> Result<(), StepError> {
-        let Some(entry) = run.recorder.get(run.address).filter(|r| r.id.is_some()) else {
-            return Err(StepError::Failed(format!(
+        match run.recorder.get(run.address) {
+            Some(r) if r.id.is_some() && (r.ephemeral || r.status == Status::Created) => Ok(()),
+            Some(r) if r.id.is_some() => Err(StepError::Failed(format!(
+                "{} is not part of the OMI {} made",
+                run.address, self.maker
+            ))),
+            _ => Err(StepError::Failed(format!(
                 "{} made no snapshot for {}",
                 self.maker, run.address
-            )));
-        };
-        if !entry.ephemeral {
-            run.recorder
-                .update(
-                    run.address,
-                    entry.attributes,
-                    Some(self.run.digest.clone()),
-                    Status::Created,
-                )
-                .await?;
+            ))),
         }
-        Ok(())
     }
 }
 

@@ -29,7 +29,10 @@ pub fn node(run: &Arc<BuildRun>, vm: &Address, by_provisioners: bool) -> Node {
 impl Step for Stop {
     async fn run(&self, run: &Run<'_>) -> Result<(), StepError> {
         if run.recorder.cancelled() {
-            return Err(StepError::Interrupted);
+            return Err(StepError::Interrupted(format!(
+                "interrupted before {}",
+                run.address
+            )));
         }
         let cloud = &self.run.cloud;
         let vm = self.run.vm(&self.vm)?;

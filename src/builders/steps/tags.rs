@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::BuildRun;
-use super::permissions::{own_snapshots, record};
+use super::settings::{own_snapshots, record};
 use crate::builders::cloud::{failed, to_tags, user_tags};
 use crate::graph::{Address, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::oapi::model::{DeleteTagsRequest, Image, ResourceTag, Snapshot};
