@@ -1,5 +1,6 @@
 //! Input a user gets wrong is a clear error, at once: an endpoint whose
-//! host does not resolve, a credential with a stray control character.
+//! host does not resolve, a credential with a stray control character, a
+//! template `validate` must refuse as `plan` does.
 
 mod common;
 
@@ -79,4 +80,134 @@ fn a_control_character_in_a_credential_names_its_source() {
         "{stderr}"
     );
     assert!(!stderr.contains("s3cr3t"), "{stderr}");
+    // A NUL in the key of another profile, chosen by OSC_PROFILE.
+    std::fs::write(
+        osc.join("config.json"),
+        "{\"ci\": {\"access_key\": \"AKIA\\u0000EXAMPLE\", \"secret_key\": \"s3cr3t\", \"region\": \"eu-west-2\"}}",
+    )
+    .unwrap();
+    let out = w
+        .osci()
+        .env("OSC_PROFILE", "ci")
+        .arg("whoami")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("access key") && stderr.contains("profile ci") && stderr.contains("U+0000"),
+        "{stderr}"
+    );
+}
+
+/// Every template `plan` refuses for a reason it could see offline,
+/// `validate` refuses too, with the same reason, and without the cloud: its
+/// endpoint here does not even resolve.
+#[test]
+fn validate_refuses_what_plan_refuses_offline() {
+    let w = Workspace::new();
+    let cases: Vec<(&str, serde_json::Value, serde_json::Value, &str)> = vec![
+        (
+            "a provisioner osci lacks",
+            json!({}),
+            json!([{"type": "ansible", "playbook_file": "site.yml"}]),
+            "no `ansible` provisioner",
+        ),
+        (
+            "a misspelt provisioner key",
+            json!({}),
+            json!([{"type": "shell", "inlin": ["true"]}]),
+            "unknown field `inlin`",
+        ),
+        (
+            "winrm without its user",
+            json!({"communicator": "winrm"}),
+            json!([]),
+            "winrm_username",
+        ),
+        (
+            "a communicator that does not exist",
+            json!({"communicator": "telnet"}),
+            json!([]),
+            "telnet",
+        ),
+        (
+            "a misspelt builder key",
+            json!({"vm_typ": "tinav5.c2r4p2"}),
+            json!([]),
+            "vm_typ",
+        ),
+        (
+            "an unknown builder type",
+            json!({"type": "amazon-ebs"}),
+            json!([]),
+            "amazon-ebs",
+        ),
+        (
+            "an OMI without a name",
+            json!({"omi_name": null}),
+            json!([]),
+            "omi_name",
+        ),
+        (
+            "an undefined variable",
+            json!({"omi_name": "golden-{{user `nope`}}"}),
+            json!([]),
+            "nope",
+        ),
+        (
+            "a duration that does not read",
+            json!({"communicator": "ssh", "ssh_username": "outscale", "ssh_timeout": "ten minutes"}),
+            json!([]),
+            "ssh_timeout",
+        ),
+        (
+            "a volume type that does not exist",
+            json!({"launch_block_device_mappings": [{"device_name": "/dev/sda1", "volume_type": "ssd", "volume_size": 10}]}),
+            json!([]),
+            "ssd",
+        ),
+        (
+            "a region that cannot be one",
+            json!({"region": "eu west 2"}),
+            json!([]),
+            "region",
+        ),
+        (
+            "a file provisioner without a source",
+            json!({}),
+            json!([{"type": "file", "destination": "/tmp/x"}]),
+            "source",
+        ),
+    ];
+    for (what, changes, provisioners, reason) in cases {
+        let mut changes = changes;
+        merge(
+            &mut changes,
+            json!({"custom_endpoint_oapi": "https://api.no-such-region.invalid/api/v1",
+                   "access_key": "AKIAEXAMPLE", "secret_key": "secret"}),
+        );
+        w.template_with("web", changes, provisioners);
+        for command in ["validate", "plan"] {
+            let out = w.run(&[command, "t.json"]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{what}: {command}: {stderr}");
+            assert!(
+                stderr.contains(reason) && stderr.contains("t.json"),
+                "{what}: {command} does not say {reason:?}: {stderr}"
+            );
+            assert!(
+                !stderr.contains("does not resolve"),
+                "{what}: {command} went to the cloud first: {stderr}"
+            );
+        }
+    }
+    // The same template, valid: validate says so, offline.
+    w.template(
+        json!({"custom_endpoint_oapi": "https://api.no-such-region.invalid/api/v1",
+                      "access_key": "AKIAEXAMPLE", "secret_key": "secret"}),
+    );
+    let out = w.run(&["validate", "t.json"]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid, 1 build (web)"));
 }

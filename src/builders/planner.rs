@@ -60,12 +60,21 @@ pub async fn connect(client: Client, wait: WaitPolicy) -> Result<Arc<Cloud>, Pla
     Ok(Arc::new(Cloud::new(client, wait, account_id)))
 }
 
-/// Plans `template` against the cloud and the `state`.
+/// Plans `template` against the cloud and the `state`. The builds
+/// `-only`/`-except` left out are not part of the plan: their state
+/// entries are neither refreshed nor removed.
 pub async fn plan(
     cloud: &Arc<Cloud>,
     template: &Template,
     state: &State,
 ) -> Result<Planned, PlanError> {
+    let selected;
+    let state = if template.unselected.is_empty() {
+        state
+    } else {
+        selected = state.without_builds(&template.unselected);
+        &selected
+    };
     let in_build = |name: &str, e: String| PlanError::Build(format!("build \"{name}\": {e}"));
     let builders: Vec<Box<dyn Builder>> = template
         .builds

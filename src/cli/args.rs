@@ -18,6 +18,13 @@ pub struct Cli {
     /// No colours in the output (also NO_COLOR).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Colours on a terminal (`-color=false` as Packer spells it).
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_value_t = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub color: bool,
+    /// Each line of output starts with the time.
+    #[arg(long, global = true)]
+    pub timestamp_ui: bool,
     /// More logging: -v for info, -vv for debug (OSCI_LOG takes an EnvFilter string).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -27,16 +34,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check a template: exit 0 when valid, 1 with the reason when not.
-    Validate {
-        template: PathBuf,
-        #[command(flatten)]
-        vars: VarArgs,
-    },
+    /// Check a template without the cloud: exit 0 when a plan would not
+    /// refuse it for a reason it could see offline, 1 with the reason.
+    Validate(TemplateArgs),
     /// Show what apply would create, change or destroy.
     Plan(PlanArgs),
     /// Build what the plan says (from a template, or a plan saved with -out).
     Apply(ApplyArgs),
+    /// Packer's `build`: an apply that does not ask first.
+    Build(ApplyArgs),
     /// Remove everything the state holds (or only leftovers).
     Destroy(DestroyArgs),
     /// Print the plan's graph in Graphviz's DOT, with the action of each
@@ -89,6 +95,28 @@ pub struct ServeArgs {
     pub region: String,
 }
 
+/// A template, its variables, and which of its builds a command is about.
+#[derive(Debug, Clone, Args)]
+pub struct TemplateArgs {
+    pub template: PathBuf,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[command(flatten)]
+    pub select: Selection,
+}
+
+/// `-only` and `-except`: builds by name, with `*` and `?` wildcards.
+/// The state keeps what the other builds made untouched.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Selection {
+    /// Only these builds (comma-separated names or globs).
+    #[arg(long, value_delimiter = ',', value_name = "BUILDS")]
+    pub only: Vec<String>,
+    /// All builds but these (comma-separated names or globs).
+    #[arg(long, value_delimiter = ',', value_name = "BUILDS")]
+    pub except: Vec<String>,
+}
+
 /// `-var K=V` and `-var-file F`, as Packer spells them.
 #[derive(Debug, Clone, Default, Args)]
 pub struct VarArgs {
@@ -102,9 +130,8 @@ pub struct VarArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    pub template: PathBuf,
     #[command(flatten)]
-    pub vars: VarArgs,
+    pub template: TemplateArgs,
     /// Save the plan for `osci apply FILE`.
     #[arg(long = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -122,6 +149,8 @@ pub struct ApplyArgs {
     pub target: PathBuf,
     #[command(flatten)]
     pub vars: VarArgs,
+    #[command(flatten)]
+    pub select: Selection,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
@@ -129,8 +158,15 @@ pub struct ApplyArgs {
     /// across all builds.
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,
+    /// How many builds are under way at once (0: no bound).
+    #[arg(long, default_value_t = 0)]
+    pub parallel_builds: usize,
+    /// `force_deregister` for every build: an OMI of the same name goes.
+    #[arg(long)]
+    pub force: bool,
     /// On failure: `cleanup` destroys the build's temporary resources and
-    /// half-made OMI; `abort` leaves them in the state for inspection.
+    /// half-made OMI; `abort` leaves them in the state for inspection;
+    /// `ask` asks, on a terminal, whether to clean up, abort, or retry.
     #[arg(long, value_enum, default_value_t = OnErrorArg::Cleanup)]
     pub on_error: OnErrorArg,
     /// Events as JSON lines on stdout.
@@ -140,16 +176,14 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
-    pub template: PathBuf,
     #[command(flatten)]
-    pub vars: VarArgs,
+    pub template: TemplateArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
-    pub template: PathBuf,
     #[command(flatten)]
-    pub vars: VarArgs,
+    pub template: TemplateArgs,
     #[arg(long)]
     pub auto_approve: bool,
     /// How many deletions run at once.
@@ -179,33 +213,30 @@ pub enum StateCommand {
     },
 }
 
-/// Packer and Terraform spell some flags with one dash (`-var`, `-var-file`,
-/// `-out`, `-auto-approve`…); accept them as the two-dash forms.
+/// Packer and Terraform spell long options with one dash, as Go's flag
+/// package reads them (`-var`, `-only=web`, `-on-error=abort`): every long
+/// option of osci is accepted so. Short options (`-v`) stay as they are.
 pub fn normalise(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const SINGLE_DASH: [&str; 8] = [
-        "-var",
-        "-var-file",
-        "-out",
-        "-auto-approve",
-        "-json",
-        "-detailed-exitcode",
-        "-parallelism",
-        "-state",
-    ];
+    use clap::CommandFactory;
+    let mut long = std::collections::BTreeSet::new();
+    let mut commands = vec![Cli::command()];
+    while let Some(command) = commands.pop() {
+        long.extend(
+            command
+                .get_arguments()
+                .filter_map(|a| a.get_long().map(String::from)),
+        );
+        commands.extend(command.get_subcommands().cloned());
+    }
     args.into_iter()
         .map(|a| {
             let s = a.to_string_lossy();
-            let (flag, rest) = match s.split_once('=') {
-                Some((f, r)) => (f.to_string(), Some(r.to_string())),
-                None => (s.to_string(), None),
+            let Some(word) = s.strip_prefix('-').filter(|w| !w.starts_with('-')) else {
+                return a;
             };
-            if SINGLE_DASH.contains(&flag.as_str()) {
-                let mut long = format!("-{flag}");
-                if let Some(r) = rest {
-                    long.push('=');
-                    long.push_str(&r);
-                }
-                long.into()
+            let name = word.split_once('=').map_or(word, |(n, _)| n);
+            if long.contains(name) {
+                format!("-{s}").into()
             } else {
                 a
             }
@@ -218,4 +249,63 @@ pub fn normalise(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std:
 pub enum OnErrorArg {
     Cleanup,
     Abort,
+    Ask,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(args: &[&str]) -> Vec<String> {
+        normalise(args.iter().map(std::ffi::OsString::from))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn long_options_take_one_dash_as_in_packer() {
+        assert_eq!(
+            words(&[
+                "osci",
+                "build",
+                "-force",
+                "-on-error=abort",
+                "-only=web,db",
+                "-var",
+                "a=b",
+                "-vv",
+                "t.json"
+            ]),
+            [
+                "osci",
+                "build",
+                "--force",
+                "--on-error=abort",
+                "--only=web,db",
+                "--var",
+                "a=b",
+                "-vv",
+                "t.json"
+            ]
+        );
+        assert_eq!(
+            words(&[
+                "osci",
+                "plan",
+                "-color=false",
+                "-timestamp-ui",
+                "-nope",
+                "--json"
+            ]),
+            [
+                "osci",
+                "plan",
+                "--color=false",
+                "--timestamp-ui",
+                "-nope",
+                "--json"
+            ]
+        );
+    }
 }

@@ -3,7 +3,9 @@
 pub mod args;
 mod connect;
 mod progress;
+mod prompt;
 mod run;
+mod saved;
 mod sim;
 mod whoami;
 
@@ -31,16 +33,18 @@ fn init_logging(verbose: u8, no_color: bool) {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
-    init_logging(cli.verbose, cli.no_color);
+    init_logging(cli.verbose, cli.no_color || !cli.color);
     let state = cli.state.clone();
+    let stamps = cli.timestamp_ui;
     let result = match cli.command {
-        Command::Validate { template, vars } => run::validate(&template, &vars),
+        Command::Validate(args) => run::validate(&args),
         Command::Plan(args) => match run::plan(args, &state).await {
             Ok(code) => return code,
             Err(e) => Err(e),
         },
-        Command::Apply(args) => run::apply(args, &state).await,
-        Command::Destroy(args) => run::destroy(args, &state).await,
+        Command::Apply(args) => run::apply(args, &state, true, stamps).await,
+        Command::Build(args) => run::apply(args, &state, false, stamps).await,
+        Command::Destroy(args) => run::destroy(args, &state, stamps).await,
         Command::Graph(args) => run::graph(args, &state).await,
         Command::State { command } => run::state_command(command, &state),
         Command::Whoami { json } => whoami::run(json).await,

@@ -31,23 +31,43 @@ pub fn style(json: bool) -> Style {
     }
 }
 
-/// Renders the recorder's events as they come, until it unsubscribes.
-pub fn render(recorder: &StateRecorder, style: Style) -> tokio::task::JoinHandle<()> {
+/// Renders the recorder's events as they come, until it unsubscribes;
+/// `timestamps` (`-timestamp-ui`) starts each line with the UTC time, as
+/// Packer's does.
+pub fn render(
+    recorder: &StateRecorder,
+    style: Style,
+    timestamps: bool,
+) -> tokio::task::JoinHandle<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     recorder.subscribe(tx);
     tokio::spawn(async move {
-        let mut live = (style == Style::Live).then(Live::new);
+        let mut live = (style == Style::Live).then(|| Live::new(timestamps));
         while let Some(e) = rx.recv().await {
             match (&mut live, style) {
                 (Some(live), _) => live.show(&e),
                 (None, Style::Json) => println!("{}", as_json(&e)),
-                (None, _) => eprintln!("{}", line(&e)),
+                (None, _) => eprintln!("{}", stamped(timestamps, line(&e))),
             }
         }
         if let Some(live) = live {
             live.finish();
         }
     })
+}
+
+/// `text`, after the time when `timestamps` asks for it.
+fn stamped(timestamps: bool, text: String) -> String {
+    if !timestamps {
+        return text;
+    }
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    let at = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    format!("{at}: {text}")
 }
 
 /// The line an event is on its own.
@@ -111,13 +131,15 @@ fn as_json(e: &Event) -> serde_json::Value {
 struct Live {
     multi: MultiProgress,
     bars: HashMap<Address, (ProgressBar, &'static str)>,
+    timestamps: bool,
 }
 
 impl Live {
-    fn new() -> Live {
+    fn new(timestamps: bool) -> Live {
         Live {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: HashMap::new(),
+            timestamps,
         }
     }
 
@@ -149,6 +171,7 @@ impl Live {
     }
 
     fn print(&self, text: &str) {
+        let text = &stamped(self.timestamps, text.to_string());
         // Without a visible draw target, println draws nothing: say it anyway.
         if self.multi.println(text).is_err() || self.multi.is_hidden() {
             eprintln!("{text}");

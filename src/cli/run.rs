@@ -1,7 +1,6 @@
 //! `osci validate`, `plan`, `apply`, `destroy` and `state`: load the
 //! template, connect, refresh, plan, and hand the plan to the engine.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,13 +9,20 @@ use anyhow::{Context, bail};
 use osci::builders::{self, OutscaleDestroyer, Planned};
 use osci::engine::{self, Cancel, OnError, Outcome, StateRecorder};
 use osci::graph::{Address, Kind, Recorder};
-use osci::plan::{Plan, render_dot, render_json, render_text};
+use osci::plan::{render_dot, render_json, render_text};
 use osci::state::{State, StateStore};
 use osci::template::{self, LoadOptions, Template};
 
-use super::args::{ApplyArgs, DestroyArgs, GraphArgs, OnErrorArg, PlanArgs, StateCommand, VarArgs};
+use osci::engine::ApplyOptions;
+use osci::template::wildcard;
+
+use super::args::{
+    ApplyArgs, DestroyArgs, GraphArgs, OnErrorArg, PlanArgs, Selection, StateCommand, TemplateArgs,
+    VarArgs,
+};
 use super::connect::{Connection, connect};
-use super::progress;
+use super::saved::SavedPlan;
+use super::{progress, prompt};
 
 /// `state/<template file stem>.json` unless `--state` says otherwise.
 pub fn state_path(explicit: &Option<PathBuf>, template: &Path) -> PathBuf {
@@ -29,7 +35,7 @@ pub fn state_path(explicit: &Option<PathBuf>, template: &Path) -> PathBuf {
     })
 }
 
-fn load(path: &Path, vars: &VarArgs) -> anyhow::Result<Template> {
+fn load(path: &Path, vars: &VarArgs, select: &Selection) -> anyhow::Result<Template> {
     let mut pairs = Vec::new();
     for v in &vars.var {
         let (k, val) = v
@@ -37,20 +43,26 @@ fn load(path: &Path, vars: &VarArgs) -> anyhow::Result<Template> {
             .with_context(|| format!("-var `{v}`: expected KEY=VALUE"))?;
         pairs.push((k.to_string(), val.to_string()));
     }
-    Ok(template::load(
+    let mut template = template::load(
         path,
         &LoadOptions {
             vars: pairs,
             var_files: vars.var_file.clone(),
         },
-    )?)
+    )?;
+    template
+        .select(&select.only, &select.except)
+        .map_err(anyhow::Error::msg)?;
+    Ok(template)
 }
 
-pub fn validate(path: &Path, vars: &VarArgs) -> anyhow::Result<()> {
-    let t = load(path, vars)?;
+/// `osci validate`: everything a plan checks before it asks the cloud.
+pub fn validate(args: &TemplateArgs) -> anyhow::Result<()> {
+    let t = load(&args.template, &args.vars, &args.select)?;
+    check_offline(&t)?;
     println!(
         "{}: valid, {} build{} ({})",
-        path.display(),
+        args.template.display(),
         t.builds.len(),
         if t.builds.len() == 1 { "" } else { "s" },
         t.builds
@@ -62,10 +74,27 @@ pub fn validate(path: &Path, vars: &VarArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects with the access settings of the template's builds, which must
-/// agree: a state records no region or endpoint per resource, so one state
-/// serves one account and region.
-fn connect_template(template: &Template) -> anyhow::Result<Connection> {
+/// What `validate` checks, and `plan` before it connects: the builds'
+/// access settings agree, and each build is one osci can carry out.
+/// Answers the access settings.
+fn check_offline(t: &Template) -> anyhow::Result<osci::oapi::Overrides> {
+    let access = access(t)?;
+    let region =
+        osci::oapi::credentials::resolve(&access, &osci::oapi::credentials::process_environment())
+            .context("resolving OUTSCALE credentials")?
+            .region
+            .value;
+    for b in &t.builds {
+        builders::prepare(b, &t.sensitive_values, &region)
+            .map_err(|e| anyhow::anyhow!("{}: build \"{}\": {e}", t.path.display(), b.name))?;
+    }
+    Ok(access)
+}
+
+/// The access settings of the template's builds, which must agree: a
+/// state records no region or endpoint per resource, so one state serves
+/// one account and region.
+fn access(template: &Template) -> anyhow::Result<osci::oapi::Overrides> {
     let first = template
         .builds
         .first()
@@ -87,50 +116,24 @@ fn connect_template(template: &Template) -> anyhow::Result<Connection> {
             other.name
         );
     }
-    connect(&access)
+    Ok(access)
 }
 
 /// Connects and plans.
 async fn make_plan(template: &Template, state: &State) -> anyhow::Result<(Connection, Planned)> {
-    let connection = connect_template(template)?;
+    let connection = connect(&check_offline(template)?)?;
     let cloud = builders::connect(connection.client.clone(), connection.wait.clone()).await?;
     let planned = builders::plan(&cloud, template, state).await?;
     Ok((connection, planned))
-}
-
-/// What `plan -out` writes: the plan, and how to make it again to check
-/// that nothing moved before applying it.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SavedPlan {
-    plan: Plan,
-    template: PathBuf,
-    vars: Vec<String>,
-    var_files: Vec<PathBuf>,
-    state: PathBuf,
-}
-
-impl SavedPlan {
-    /// The saved plan at `path`, or `None` when it is something else (a
-    /// template). A `.osciplan` file that does not read is an error.
-    fn read(path: &Path) -> anyhow::Result<Option<SavedPlan>> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        match serde_json::from_slice(&bytes) {
-            Ok(saved) => Ok(Some(saved)),
-            Err(e) if path.extension().is_some_and(|x| x == "osciplan") => {
-                Err(e).with_context(|| format!("{} is not a saved plan", path.display()))
-            }
-            Err(_) => Ok(None),
-        }
-    }
 }
 
 pub async fn plan(
     args: PlanArgs,
     state_flag: &Option<PathBuf>,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let template = load(&args.template, &args.vars)?;
-    let path = state_path(state_flag, &args.template);
+    let t = &args.template;
+    let template = load(&t.template, &t.vars, &t.select)?;
+    let path = state_path(state_flag, &t.template);
     let state = StateStore::read_only(&path)?;
     let (_, planned) = make_plan(&template, &state).await?;
     if args.json {
@@ -144,9 +147,12 @@ pub async fn plan(
     if let Some(out) = &args.out {
         let saved = SavedPlan {
             plan: planned.plan.clone(),
-            template: args.template.clone(),
-            vars: args.vars.var.clone(),
-            var_files: args.vars.var_file.clone(),
+            template: t.template.clone(),
+            vars: t.vars.var.clone(),
+            var_files: t.vars.var_file.clone(),
+            only: t.select.only.clone(),
+            except: t.select.except.clone(),
+            force: false,
             state: path,
         };
         std::fs::write(out, serde_json::to_vec_pretty(&saved)?)
@@ -166,27 +172,11 @@ pub async fn plan(
 
 /// `osci graph`: the plan's graph as DOT.
 pub async fn graph(args: GraphArgs, state_flag: &Option<PathBuf>) -> anyhow::Result<()> {
-    let template = load(&args.template, &args.vars)?;
-    let state = StateStore::read_only(&state_path(state_flag, &args.template))?;
+    let t = &args.template;
+    let template = load(&t.template, &t.vars, &t.select)?;
+    let state = StateStore::read_only(&state_path(state_flag, &t.template))?;
     let (_, planned) = make_plan(&template, &state).await?;
     print!("{}", render_dot(&planned.plan));
-    Ok(())
-}
-
-fn confirm(what: &str, auto_approve: bool) -> anyhow::Result<()> {
-    if auto_approve {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("no terminal to ask for confirmation: pass --auto-approve to {what} without asking");
-    }
-    eprint!("Do you want to {what}? Only 'yes' will be accepted: ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    if answer.trim() != "yes" {
-        bail!("{what} cancelled");
-    }
     Ok(())
 }
 
@@ -231,21 +221,49 @@ fn report(outcome: &Outcome, what: &str) -> anyhow::Result<()> {
     bail!(msg)
 }
 
-pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Result<()> {
-    // A saved plan: same template and vars, refused if anything moved since.
-    let (template_path, vars, saved, state_override) = match SavedPlan::read(&args.target)? {
-        Some(saved) => (
-            saved.template,
-            VarArgs {
-                var: saved.vars,
-                var_file: saved.var_files,
-            },
-            Some(saved.plan),
-            Some(saved.state),
-        ),
-        None => (args.target.clone(), args.vars.clone(), None, None),
-    };
-    let template = load(&template_path, &vars)?;
+/// `apply`, or `build` (`ask: false`): an apply that does not ask first.
+pub async fn apply(
+    args: ApplyArgs,
+    state_flag: &Option<PathBuf>,
+    ask: bool,
+    timestamps: bool,
+) -> anyhow::Result<()> {
+    // A saved plan: same template, vars and selection, refused if anything
+    // moved since.
+    let (template_path, vars, select, force, saved, state_override) =
+        match SavedPlan::read(&args.target)? {
+            Some(saved) => (
+                saved.template,
+                VarArgs {
+                    var: saved.vars,
+                    var_file: saved.var_files,
+                },
+                Selection {
+                    only: saved.only,
+                    except: saved.except,
+                },
+                saved.force,
+                Some(saved.plan),
+                Some(saved.state),
+            ),
+            None => (
+                args.target.clone(),
+                args.vars.clone(),
+                args.select.clone(),
+                args.force,
+                None,
+                None,
+            ),
+        };
+    if args.on_error == OnErrorArg::Ask {
+        prompt::can_ask()?;
+    }
+    let mut template = load(&template_path, &vars, &select)?;
+    if force {
+        for b in &mut template.builds {
+            b.config.omi.force_deregister = true;
+        }
+    }
     let path = state_override.unwrap_or_else(|| state_path(state_flag, &template_path));
     let (store, state) = StateStore::lock(&path, "apply")?;
     let (connection, planned) = make_plan(&template, &state).await?;
@@ -275,14 +293,19 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
         return Ok(());
     }
     if saved.is_none() {
-        confirm("apply these actions", args.auto_approve)?;
+        prompt::confirm("apply these actions", args.auto_approve || !ask)?;
     }
     let cancel = Cancel::default();
     watch_signals(cancel.clone());
     let recorder = Arc::new(
         StateRecorder::new(store, state, cancel).with_dependencies(planned.dependencies.clone()),
     );
-    let rendering = progress::render(&recorder, progress::style(args.json));
+    // A question at the terminal and a live view would draw over each other.
+    let style = match progress::style(args.json) {
+        progress::Style::Live if args.on_error == OnErrorArg::Ask => progress::Style::Lines,
+        style => style,
+    };
+    let rendering = progress::render(&recorder, style, timestamps);
     engine::record_refresh(&recorder, &planned.observed)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -290,18 +313,16 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
         Arc::clone(&planned.cloud),
         recorder.lineage(),
     ));
-    let on_error = match args.on_error {
-        OnErrorArg::Cleanup => OnError::Cleanup,
-        OnErrorArg::Abort => OnError::Abort,
+    let how = ApplyOptions {
+        parallelism: args.parallelism,
+        parallel_builds: (args.parallel_builds > 0).then_some(args.parallel_builds),
+        on_error: match args.on_error {
+            OnErrorArg::Abort => OnError::Abort,
+            OnErrorArg::Cleanup | OnErrorArg::Ask => OnError::Cleanup,
+        },
+        ask: (args.on_error == OnErrorArg::Ask).then_some(&prompt::on_error as _),
     };
-    let outcome = engine::apply(
-        &recorder,
-        &planned.schedule,
-        destroyer,
-        args.parallelism,
-        on_error,
-    )
-    .await;
+    let outcome = engine::apply(&recorder, &planned.schedule, destroyer, &how).await;
     recorder.unsubscribe();
     let _ = rendering.await;
     report(&outcome, "apply")?;
@@ -325,26 +346,35 @@ pub async fn apply(args: ApplyArgs, state_flag: &Option<PathBuf>) -> anyhow::Res
     Ok(())
 }
 
-pub async fn destroy(args: DestroyArgs, state_flag: &Option<PathBuf>) -> anyhow::Result<()> {
-    let template = load(&args.template, &args.vars)?;
-    let path = state_path(state_flag, &args.template);
+pub async fn destroy(
+    args: DestroyArgs,
+    state_flag: &Option<PathBuf>,
+    timestamps: bool,
+) -> anyhow::Result<()> {
+    let t = &args.template;
+    let template = load(&t.template, &t.vars, &t.select)?;
+    let path = state_path(state_flag, &t.template);
     let (store, state) = StateStore::lock(&path, "destroy")?;
-    let connection = connect_template(&template)?;
-    let addresses: Vec<Address> = if args.orphans_only {
-        let names: Vec<&str> = template.builds.iter().map(|b| b.name.as_str()).collect();
-        state
-            .resources
-            .iter()
-            .filter(|r| {
-                !names.contains(&r.build.as_str())
-                    || r.ephemeral
-                    || r.status != osci::state::Status::Created
-            })
-            .map(|r| r.address.clone())
-            .collect()
-    } else {
-        state.resources.iter().map(|r| r.address.clone()).collect()
+    let connection = connect(&access(&template)?)?;
+    // The builds -only and -except leave out keep what they made; what
+    // builds gone from the template made goes, unless -only names others.
+    let chosen = |build: &str| {
+        template.selected(build)
+            && (t.select.only.is_empty() || t.select.only.iter().any(|p| wildcard(p, build)))
     };
+    let names: Vec<&str> = template.builds.iter().map(|b| b.name.as_str()).collect();
+    let addresses: Vec<Address> = state
+        .resources
+        .iter()
+        .filter(|r| chosen(&r.build))
+        .filter(|r| {
+            !args.orphans_only
+                || !names.contains(&r.build.as_str())
+                || r.ephemeral
+                || r.status != osci::state::Status::Created
+        })
+        .map(|r| r.address.clone())
+        .collect();
     if addresses.is_empty() {
         eprintln!("Nothing to destroy.");
         return Ok(());
@@ -357,13 +387,13 @@ pub async fn destroy(args: DestroyArgs, state_flag: &Option<PathBuf>) -> anyhow:
             r.id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default()
         );
     }
-    confirm("destroy these resources", args.auto_approve)?;
+    prompt::confirm("destroy these resources", args.auto_approve)?;
     let cloud = builders::connect(connection.client.clone(), connection.wait.clone()).await?;
     let cancel = Cancel::default();
     watch_signals(cancel.clone());
     let lineage = state.lineage.clone();
     let recorder = Arc::new(StateRecorder::new(store, state, cancel));
-    let rendering = progress::render(&recorder, progress::style(args.json));
+    let rendering = progress::render(&recorder, progress::style(args.json), timestamps);
     let destroyer = Arc::new(OutscaleDestroyer::new(cloud, lineage));
     let outcome = engine::destroy(&recorder, destroyer, &addresses, args.parallelism).await;
     recorder.unsubscribe();

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::walk::{self, Outcome as JobOutcome};
-use super::{OnError, Outcome, StateRecorder, dependents_first, destroy_entry};
+use super::{ApplyOptions, OnError, Outcome, StateRecorder, dependents_first, destroy_entry};
 use crate::graph::{Action, Address, Destroyer, Event, Pending, RecordError, Recorder, Run};
 use crate::plan::{Job, Schedule, Work};
 use crate::state::{ResourceState, Status};
@@ -234,14 +234,14 @@ impl Recorder for NodeRecorder<'_> {
 }
 
 /// Runs the schedule: at most `parallelism` jobs at once; a build that
-/// fails stops, and what it made in this apply is destroyed, or kept, as
-/// `on_error` says; the other builds go on.
+/// fails stops, and what it made in this apply is destroyed, or kept, or
+/// its step runs again, as `on_error` says or the user answers; the other
+/// builds go on.
 pub async fn apply(
     recorder: &Arc<StateRecorder>,
     schedule: &Schedule,
     destroyer: Arc<dyn Destroyer>,
-    parallelism: usize,
-    on_error: OnError,
+    how: &ApplyOptions<'_>,
 ) -> Outcome {
     let jobs: Vec<Arc<ApplyJob>> = schedule
         .jobs
@@ -256,10 +256,14 @@ pub async fn apply(
         })
         .collect();
     let stop = || recorder.cancelled();
+    let on_failure = match how.on_error {
+        OnError::Cleanup => walk::Decision::Reverse,
+        OnError::Abort => walk::Decision::Keep,
+    };
     let options = walk::Options {
-        parallelism,
-        reverse: on_error == OnError::Cleanup,
-        stop: &stop,
+        max_groups: how.parallel_builds,
+        ask: how.ask,
+        ..walk::Options::new(how.parallelism, on_failure, &stop)
     };
     let mut outcome = Outcome::default();
     let report = match walk::walk(jobs.clone(), &schedule.edges, &options).await {
@@ -289,15 +293,15 @@ pub async fn apply(
                 .push((format!("cleanup of {}", jobs[*i].job.id), why.clone()));
         }
     }
-    if on_error == OnError::Cleanup {
-        let state = recorder.snapshot();
-        outcome.left = report
-            .failed_groups
-            .iter()
-            .flat_map(|build| state.build(build))
-            .filter(|r| r.ephemeral || r.status != Status::Created)
-            .map(|r| r.address.to_string())
-            .collect();
-    }
+    let state = recorder.snapshot();
+    // Kept on purpose (`abort`) or left by a failed cleanup: either way,
+    // a destroy removes it.
+    outcome.left = report
+        .failed_groups
+        .iter()
+        .flat_map(|build| state.build(build))
+        .filter(|r| r.ephemeral || r.status != Status::Created)
+        .map(|r| r.address.to_string())
+        .collect();
     outcome
 }

@@ -101,11 +101,7 @@ pub async fn destroy(
         })
         .collect();
     let stop = || recorder.cancelled();
-    let options = walk::Options {
-        parallelism,
-        reverse: false,
-        stop: &stop,
-    };
+    let options = walk::Options::new(parallelism, walk::Decision::Keep, &stop);
     match walk::walk(jobs.clone(), &edges, &options).await {
         Ok(report) => {
             for (job, result) in jobs.iter().zip(&report.outcomes) {

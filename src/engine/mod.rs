@@ -28,6 +28,18 @@ pub enum OnError {
     Abort,
 }
 
+/// How an apply runs.
+pub struct ApplyOptions<'a> {
+    /// At most this many operations at once, across builds.
+    pub parallelism: usize,
+    /// At most this many builds under way at once (`-parallel-builds`).
+    pub parallel_builds: Option<usize>,
+    /// What a failed build leaves when nobody is asked.
+    pub on_error: OnError,
+    /// Asked what to do when a build's step fails (`-on-error=ask`).
+    pub ask: Option<walk::Ask<'a>>,
+}
+
 /// What an apply or destroy left undone.
 #[derive(Debug, Default)]
 pub struct Outcome {

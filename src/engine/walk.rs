@@ -3,9 +3,10 @@
 //! longest remaining chain start first; at most `parallelism` run at once.
 //!
 //! Jobs belong to groups (a build): the first failure in a group stops new
-//! work in it, the rest of the graph goes on, and when asked the walk then
-//! reverses what the group made, in reverse order. A panicking job is a
-//! failed job.
+//! work in it, the rest of the graph goes on, and the walk then reverses
+//! what the group made, in reverse order, keeps it, or runs the failed job
+//! again, as the options say or the user answers. A panicking job is a
+//! failed job. At most so many groups may have work under way at once.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -16,6 +17,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use tokio::task::JoinSet;
 
 use crate::graph::{Cycle, find_cycle};
+use crate::oapi::transport::BoxFuture;
 
 /// One unit of work.
 #[async_trait]
@@ -40,15 +42,59 @@ pub trait Job: Send + Sync + 'static {
     }
 }
 
+/// What becomes of a group once one of its jobs failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Its work is undone, in reverse order.
+    Reverse,
+    /// Its work is left as it is.
+    Keep,
+    /// The failed job runs again.
+    Retry,
+}
+
+/// A job that failed, as the one who decides sees it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub group: String,
+    pub job: String,
+    pub why: String,
+}
+
+/// Asks what becomes of a failed group.
+pub type Ask<'a> = &'a (dyn Fn(Failure) -> BoxFuture<'static, Decision> + Sync);
+
 /// How a walk goes.
 pub struct Options<'a> {
     /// At most this many jobs at once (0 counts as 1).
     pub parallelism: usize,
-    /// Whether a failed group's work is undone.
-    pub reverse: bool,
+    /// At most this many groups with work started and not finished.
+    pub max_groups: Option<usize>,
+    /// What becomes of a failed group (`Reverse` or `Keep`) when nobody is
+    /// asked, or when it failed without a failing job of its own.
+    pub on_failure: Decision,
+    /// Asked when a job of a group fails.
+    pub ask: Option<Ask<'a>>,
     /// Asked before each job starts: when it answers true (an interrupt),
     /// no more jobs start, and every group with unfinished work fails.
     pub stop: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl<'a> Options<'a> {
+    /// `parallelism` jobs at once, failed groups as `on_failure` says.
+    pub fn new(
+        parallelism: usize,
+        on_failure: Decision,
+        stop: &'a (dyn Fn() -> bool + Sync),
+    ) -> Self {
+        Options {
+            parallelism,
+            max_groups: None,
+            on_failure,
+            ask: None,
+            stop,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +112,8 @@ pub struct Report {
     pub outcomes: Vec<Outcome>,
     /// The groups that failed.
     pub failed_groups: BTreeSet<String>,
+    /// Those of them whose work was left as it is.
+    pub kept_groups: BTreeSet<String>,
     /// The jobs of failed groups that were undone, and how.
     pub undone: Vec<(usize, Result<(), String>)>,
     /// Whether the walk was stopped before its end.
@@ -81,13 +129,15 @@ pub async fn walk<J: Job>(
 ) -> Result<Report, Cycle> {
     let dag = Dag::new(&jobs, edges)?;
     let mut report = run(&dag, &jobs, options).await;
-    if options.reverse && !report.failed_groups.is_empty() {
+    let reversed: BTreeSet<&String> = report
+        .failed_groups
+        .difference(&report.kept_groups)
+        .collect();
+    if !reversed.is_empty() {
         // What each failed group started, undone in reverse order.
         let undo: Vec<usize> = (0..jobs.len())
             .filter(|&i| {
-                jobs[i]
-                    .group()
-                    .is_some_and(|g| report.failed_groups.contains(&g))
+                jobs[i].group().is_some_and(|g| reversed.contains(&g))
                     && report.outcomes[i] != Outcome::Skipped
             })
             .collect();
@@ -105,11 +155,7 @@ pub async fn walk<J: Job>(
         let undone = run(
             &undo_dag,
             &undo_jobs,
-            &Options {
-                parallelism: options.parallelism,
-                reverse: false,
-                stop: &never,
-            },
+            &Options::new(options.parallelism, Decision::Keep, &never),
         )
         .await;
         report.undone = undone
@@ -178,7 +224,8 @@ impl Dag {
     }
 }
 
-/// Runs the jobs of `dag` once each, as far as failures allow.
+/// Runs the jobs of `dag` once each (or again, when asked), as far as
+/// failures allow.
 async fn run<J: Job>(dag: &Dag, jobs: &[Arc<J>], options: &Options<'_>) -> Report {
     let n = jobs.len();
     let mut waiting: Vec<usize> = (0..n)
@@ -195,27 +242,72 @@ async fn run<J: Job>(dag: &Dag, jobs: &[Arc<J>], options: &Options<'_>) -> Repor
         .map(|i| (dag.priority[i], Reverse(i)))
         .collect();
     let mut failed: HashSet<String> = HashSet::new();
+    let mut decided: HashMap<String, Decision> = HashMap::new();
+    // Jobs of each group not ended yet, and the groups under way.
+    let mut unfinished: HashMap<String, usize> = HashMap::new();
+    for job in jobs {
+        if let Some(g) = job.group() {
+            *unfinished.entry(g).or_default() += 1;
+        }
+    }
+    let mut under_way: HashSet<String> = HashSet::new();
     let mut running: JoinSet<Result<(), String>> = JoinSet::new();
     let mut task_of: HashMap<tokio::task::Id, usize> = HashMap::new();
+    let mut retried: HashSet<usize> = HashSet::new();
     let mut report = Report::default();
     let parallelism = options.parallelism.max(1);
+    // A job ended for good: its group may no longer be under way.
+    let mut end = |g: &Option<String>, under_way: &mut HashSet<String>| {
+        if let Some(g) = g {
+            let left = unfinished.get_mut(g).expect("a counted group");
+            *left -= 1;
+            if *left == 0 {
+                under_way.remove(g);
+            }
+        }
+    };
     loop {
+        let mut held = Vec::new();
         while running.len() < parallelism {
-            let Some((_, Reverse(i))) = ready.pop() else {
+            let Some((priority, Reverse(i))) = ready.pop() else {
                 break;
             };
             if !report.stopped && (options.stop)() {
                 report.stopped = true;
             }
-            let group_failed = jobs[i].group().is_some_and(|g| failed.contains(&g));
+            let group = jobs[i].group();
+            let group_failed = group.as_ref().is_some_and(|g| failed.contains(g));
             if report.stopped || group_failed {
                 outcomes[i] = Some(Outcome::Skipped);
+                end(&group, &mut under_way);
                 continue;
             }
+            if let (Some(g), Some(max)) = (&group, options.max_groups)
+                && !under_way.contains(g)
+                && under_way.len() >= max.max(1)
+            {
+                // Its build waits for another to finish.
+                held.push((priority, Reverse(i)));
+                continue;
+            }
+            if let Some(g) = &group {
+                under_way.insert(g.clone());
+            }
             let job = Arc::clone(&jobs[i]);
-            let task = running.spawn(async move { job.run().await });
+            // A retried job first undoes what its failed attempt left (a
+            // failed image would hold the name the next attempt needs).
+            let again = retried.remove(&i);
+            let task = running.spawn(async move {
+                if again {
+                    job.undo()
+                        .await
+                        .map_err(|e| format!("undoing the failed attempt: {e}"))?;
+                }
+                job.run().await
+            });
             task_of.insert(task.id(), i);
         }
+        ready.extend(held);
         let Some(joined) = running.join_next_with_id().await else {
             break;
         };
@@ -226,9 +318,11 @@ async fn run<J: Job>(dag: &Dag, jobs: &[Arc<J>], options: &Options<'_>) -> Repor
                 Err(format!("panicked: {}", panic_message(e))),
             ),
         };
+        let group = jobs[i].group();
         match result {
             Ok(()) => {
                 outcomes[i] = Some(Outcome::Done);
+                end(&group, &mut under_way);
                 for next in dag.graph.neighbors(NodeIndex::new(i)) {
                     let next = next.index();
                     waiting[next] -= 1;
@@ -238,10 +332,28 @@ async fn run<J: Job>(dag: &Dag, jobs: &[Arc<J>], options: &Options<'_>) -> Repor
                 }
             }
             Err(why) => {
-                if let Some(g) = jobs[i].group() {
-                    failed.insert(g);
+                let decision = match (&group, options.ask) {
+                    (Some(g), Some(ask)) if !(options.stop)() => {
+                        ask(Failure {
+                            group: g.clone(),
+                            job: jobs[i].label(),
+                            why: why.clone(),
+                        })
+                        .await
+                    }
+                    _ => options.on_failure,
+                };
+                if decision == Decision::Retry {
+                    retried.insert(i);
+                    ready.push((dag.priority[i], Reverse(i)));
+                    continue;
+                }
+                if let Some(g) = &group {
+                    failed.insert(g.clone());
+                    decided.entry(g.clone()).or_insert(decision);
                 }
                 outcomes[i] = Some(Outcome::Failed(why));
+                end(&group, &mut under_way);
             }
         }
     }
@@ -257,6 +369,11 @@ async fn run<J: Job>(dag: &Dag, jobs: &[Arc<J>], options: &Options<'_>) -> Repor
     report.outcomes = outcomes
         .into_iter()
         .map(|o| o.unwrap_or(Outcome::Skipped))
+        .collect();
+    report.kept_groups = failed
+        .iter()
+        .filter(|g| decided.get(*g).copied().unwrap_or(options.on_failure) == Decision::Keep)
+        .cloned()
         .collect();
     report.failed_groups = failed.into_iter().collect();
     report
@@ -289,6 +406,8 @@ mod tests {
         /// Runs only if `n` jobs meet at the barrier at once.
         Meet(Arc<tokio::sync::Barrier>),
         Sleep(u64),
+        /// Fails the first time only.
+        FailOnce(Arc<AtomicUsize>),
     }
 
     /// A job that logs what happens to it and counts how many run at once.
@@ -334,6 +453,10 @@ mod tests {
                     tokio::time::sleep(Duration::from_millis(*ms)).await;
                     Ok(())
                 }
+                Does::FailOnce(tries) => match tries.fetch_add(1, Ordering::SeqCst) {
+                    0 => Err(format!("{} failed", self.name)),
+                    _ => Ok(()),
+                },
             };
             self.running.fetch_sub(1, Ordering::SeqCst);
             result
@@ -392,11 +515,12 @@ mod tests {
     }
 
     fn options(parallelism: usize, reverse: bool) -> Options<'static> {
-        Options {
-            parallelism,
-            reverse,
-            stop: &never,
-        }
+        let on_failure = if reverse {
+            Decision::Reverse
+        } else {
+            Decision::Keep
+        };
+        Options::new(parallelism, on_failure, &never)
     }
 
     #[tokio::test]
@@ -497,6 +621,88 @@ mod tests {
         assert_eq!(b.log(), ["run a", "run b"]);
     }
 
+    /// Asked, the user decides per group: a retried job first undoes its
+    /// failed attempt, then runs again and the group goes on; a kept group
+    /// is left as it is.
+    #[tokio::test]
+    async fn each_failed_group_gets_its_answer() {
+        let b = Bench::new();
+        let jobs = vec![
+            b.job("a", Some("web"), Does::Succeed),
+            b.job("b", Some("web"), Does::FailOnce(Arc::default())),
+            b.job("c", Some("web"), Does::Succeed),
+            b.job("x", Some("db"), Does::Succeed),
+            b.job("y", Some("db"), Does::Fail),
+        ];
+        let asked = Mutex::new(Vec::new());
+        let ask = |f: Failure| -> BoxFuture<'static, Decision> {
+            asked
+                .lock()
+                .unwrap()
+                .push(format!("{}: {}", f.group, f.job));
+            let answer = if f.group == "web" {
+                Decision::Retry
+            } else {
+                Decision::Keep
+            };
+            Box::pin(async move { answer })
+        };
+        let options = Options {
+            ask: Some(&ask),
+            ..options(1, true)
+        };
+        let report = walk(jobs, &[(0, 1), (1, 2), (3, 4)], &options)
+            .await
+            .unwrap();
+        assert_eq!(
+            report.outcomes[..3],
+            [Outcome::Done, Outcome::Done, Outcome::Done]
+        );
+        assert_eq!(report.outcomes[4], Outcome::Failed("y failed".into()));
+        assert_eq!(report.failed_groups, BTreeSet::from(["db".to_string()]));
+        assert_eq!(report.kept_groups, BTreeSet::from(["db".to_string()]));
+        assert!(report.undone.is_empty());
+        let mut asked = asked.into_inner().unwrap();
+        asked.sort();
+        assert_eq!(asked, ["db: y", "web: b"]);
+        let log = b.log();
+        let web: Vec<&String> = log
+            .iter()
+            .filter(|l| {
+                ["a", "b", "c"]
+                    .iter()
+                    .any(|n| l.ends_with(&format!(" {n}")))
+            })
+            .collect();
+        assert_eq!(
+            web,
+            ["run a", "run b", "undo b", "run b", "run c"],
+            "{log:?}"
+        );
+    }
+
+    /// With `max_groups`, a group starts only once another has finished.
+    #[tokio::test]
+    async fn at_most_so_many_groups_are_under_way() {
+        let b = Bench::new();
+        let jobs = vec![
+            b.job("a1", Some("a"), Does::Sleep(5)),
+            b.job("a2", Some("a"), Does::Sleep(5)),
+            b.job("b1", Some("b"), Does::Sleep(5)),
+            b.job("b2", Some("b"), Does::Sleep(5)),
+            b.job("free", None, Does::Sleep(5)),
+        ];
+        let options = Options {
+            max_groups: Some(1),
+            ..options(4, true)
+        };
+        let report = walk(jobs, &[(0, 1), (2, 3)], &options).await.unwrap();
+        assert!(report.outcomes.iter().all(|o| *o == Outcome::Done));
+        let grouped: Vec<String> = b.log().into_iter().filter(|l| l != "run free").collect();
+        assert_eq!(grouped, ["run a1", "run a2", "run b1", "run b2"]);
+        assert_eq!(b.most.load(Ordering::SeqCst), 2, "free runs beside a");
+    }
+
     #[tokio::test]
     async fn a_cycle_is_refused_naming_it() {
         let b = Bench::new();
@@ -545,17 +751,9 @@ mod tests {
             b.job("a", Some("web"), Does::Succeed),
             b.job("b", Some("web"), Does::Succeed),
         ];
-        let report = walk(
-            jobs,
-            &[(0, 1)],
-            &Options {
-                parallelism: 1,
-                reverse: true,
-                stop: &stop,
-            },
-        )
-        .await
-        .unwrap();
+        let report = walk(jobs, &[(0, 1)], &Options::new(1, Decision::Reverse, &stop))
+            .await
+            .unwrap();
         assert!(report.stopped);
         assert_eq!(report.outcomes, [Outcome::Skipped, Outcome::Skipped]);
         assert_eq!(report.failed_groups, BTreeSet::from(["web".to_string()]));

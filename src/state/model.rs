@@ -73,6 +73,14 @@ impl State {
         self.resources.iter().filter(move |r| r.build == build)
     }
 
+    /// This state without the resources of the builds named: what a plan
+    /// of a selection of builds sees, so that it leaves the others alone.
+    pub fn without_builds(&self, builds: &[String]) -> State {
+        let mut view = self.clone();
+        view.resources.retain(|r| !builds.contains(&r.build));
+        view
+    }
+
     /// Turns an older document into the current version.
     pub fn upgrade(&mut self) {
         if self.format_version < 2 {

@@ -14,6 +14,7 @@ mod bsu;
 pub mod config;
 mod error;
 mod fields;
+mod glob;
 mod interpolate;
 mod isotime;
 mod json;
@@ -32,6 +33,7 @@ pub use config::{
     RunConfig, SecurityGroupFilter, SubnetFilter, UserData, parse_go_duration,
 };
 pub use error::TemplateError;
+pub use glob::wildcard;
 pub use interpolate::{BuildVars, render_build_vars, render_provisioner};
 
 use crate::secret::Secret;
@@ -55,6 +57,38 @@ pub struct Template {
     /// The values of the variables listed in `sensitive-variables`, to be
     /// masked wherever osci prints or records provisioner options or output.
     pub sensitive_values: Vec<Secret>,
+    /// Builds of the template left out by `-only` or `-except`: what they
+    /// made stays as it is.
+    pub unselected: Vec<String>,
+}
+
+impl Template {
+    /// Keeps the builds `only` names (all when empty) and `except` does
+    /// not, by name or glob. A selection that keeps nothing is an error.
+    pub fn select(&mut self, only: &[String], except: &[String]) -> Result<(), String> {
+        let named = |patterns: &[String], name: &str| patterns.iter().any(|p| wildcard(p, name));
+        let (kept, left): (Vec<Build>, Vec<Build>) = std::mem::take(&mut self.builds)
+            .into_iter()
+            .partition(|b| (only.is_empty() || named(only, &b.name)) && !named(except, &b.name));
+        if kept.is_empty() {
+            let names: Vec<&str> = left.iter().map(|b| b.name.as_str()).collect();
+            return Err(format!(
+                "{}: no build is left by -only {:?} and -except {:?}; its builds are {}",
+                self.path.display(),
+                only,
+                except,
+                names.join(", ")
+            ));
+        }
+        self.unselected.extend(left.into_iter().map(|b| b.name));
+        self.builds = kept;
+        Ok(())
+    }
+
+    /// Whether a build of this name is one the command is about.
+    pub fn selected(&self, build: &str) -> bool {
+        !self.unselected.iter().any(|b| b == build)
+    }
 }
 
 /// One builder entry of the template.
@@ -245,6 +279,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
         path: path.to_path_buf(),
         builds,
         sensitive_values: vars.values_of(&sensitive),
+        unselected: Vec::new(),
     })
 }
 

@@ -285,7 +285,7 @@ impl Make {
                     build: self.run.name.clone(),
                     text: format!(
                         "the previous OMI {id} is kept in the account and no longer managed \
-                         (set force_deregister to remove replaced OMIs)"
+                         (force_deregister removes an OMI only when the new one takes its name)"
                     ),
                 });
             }
