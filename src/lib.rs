@@ -6,6 +6,7 @@ pub mod engine;
 pub mod graph;
 pub mod oapi;
 pub mod plan;
+pub mod postprocess;
 pub mod provision;
 pub mod secret;
 pub mod sim;

@@ -437,7 +437,7 @@ fn template_level_errors() {
         ("only-and-except", json!({"builders": [builder, other], "provisioners": [{"type": "shell", "only": ["web"], "except": ["db"]}]}), LoadOptions::default(), vec!["key \"provisioners[0].except\"", "cannot be used together with `only`"]),
         ("provisioner-type", json!({"builders": [builder], "provisioners": [{"inline": ["x"]}]}), LoadOptions::default(), vec!["key \"provisioners[0].type\"", "required"]),
         ("provisioner-env", json!({"builders": [builder], "provisioners": [{"type": "shell", "inline": ["{{env `HOME`}}"]}]}), LoadOptions::default(), vec!["build \"web\"", "key \"provisioners[0].inline[0]\"", "`env` is only allowed"]),
-        ("post-processors", json!({"builders": [builder], "post-processors": [{"type": "manifest"}]}), LoadOptions::default(), vec!["key \"post-processors\"", "not supported by osci"]),
+        ("post-processors", json!({"builders": [builder, other], "post-processors": ["manifest", [{"type": "manifest", "only": ["wbe"]}]]}), LoadOptions::default(), vec!["key \"post-processors[1][0].only[0]\"", "no build is named `wbe`; did you mean `web`?"]),
         ("sensitive", json!({"builders": [builder], "sensitive-variables": ["nope"]}), LoadOptions::default(), vec!["key \"sensitive-variables[0]\"", "a variable defined"]),
         ("name-interpolated", json!({"builders": [builder_with(&json!({"name": "{{user `x`}}"}))]}), LoadOptions::default(), vec!["key \"builders[0].name\"", "not interpolated"]),
     ];

@@ -18,21 +18,27 @@ use super::steps::permissions::{self, Of};
 use super::steps::provision::Provisioning;
 use super::steps::vm::Launch;
 use super::steps::{
-    BuildRun, keypair, provision, public_ip, run, security_group, snapshot, source, stop, tags, vm,
-    volume,
+    BuildRun, keypair, post_process, provision, public_ip, run, security_group, snapshot, source,
+    stop, tags, vm, volume,
 };
 use super::{Builder, Declare, Declared, communicator};
 use crate::graph::{Digest, Graph, Kind, Lifetime};
 use crate::oapi::model::Image;
 use crate::provision as provisioners;
 use crate::secret::Secret;
-use crate::template::{BsuConfig, Build, BuildVars, OmiConfig, Provisioner, RunConfig};
+use crate::template::{
+    BsuConfig, Build, BuildVars, OmiConfig, PostProcessor, Provisioner, RunConfig,
+};
 
 /// A bsu build, checked: what osci cannot honour was refused.
 pub struct Bsu {
     name: String,
     config: BsuConfig,
     provisioners: Vec<Provisioner>,
+    post_processors: Vec<PostProcessor>,
+    /// What the post-processors read from the local disk, for their digest.
+    post_inputs: Vec<(String, Vec<u8>)>,
+    builder_type: String,
     template_dir: PathBuf,
     /// What the provisioners read from the local disk, for the digest.
     inputs: Vec<(String, Vec<u8>)>,
@@ -53,6 +59,16 @@ impl Bsu {
         }
         let inputs = provisioners::inputs(&build.provisioners, &build.template_dir)
             .map_err(|e| e.to_string())?;
+        let post_inputs = crate::postprocess::inputs(&build.post_processors, &build.template_dir)
+            .map_err(|e| e.to_string())?;
+        if config.bsu.skip_create_omi
+            && let Some(p) = build.post_processors.first()
+        {
+            return refuse(&format!(
+                "{} ({}): skip_create_omi makes no OMI to post-process; remove one or the other",
+                p.at, p.kind
+            ));
+        }
         if comm.communicator == "none"
             && let Some(p) = build.provisioners.iter().find(|p| p.kind != "shell-local")
         {
@@ -94,6 +110,9 @@ impl Bsu {
             name: build.name.clone(),
             config,
             provisioners: build.provisioners.clone(),
+            post_processors: build.post_processors.clone(),
+            post_inputs,
+            builder_type: build.builder_type.clone(),
             template_dir: build.template_dir.clone(),
             inputs,
             sensitive,
@@ -429,6 +448,7 @@ impl Builder for Bsu {
                 render(&c.omi.snapshot_tags)?,
             ),
         ];
+        let mut done = vec![image];
         for node in settings {
             let setting = add(graph, node)?;
             graph.needs(setting, image);
@@ -436,6 +456,23 @@ impl Builder for Bsu {
                 if graph.node(setting).kind != Kind::ImagePermissions {
                     graph.needs(setting, *s);
                 }
+            }
+            done.push(setting);
+        }
+        if !self.post_processors.is_empty() {
+            let post = add(
+                graph,
+                post_process::node(
+                    &run,
+                    &image_address,
+                    &self.builder_type,
+                    self.post_processors.clone(),
+                    &self.post_inputs,
+                    self.template_dir.clone(),
+                ),
+            )?;
+            for before in done {
+                graph.needs(post, before);
             }
         }
         Ok(Declared {

@@ -29,6 +29,9 @@ pub enum Kind {
     Provision,
     /// Stopping the build VM before it is captured.
     Stop,
+    /// The record that the post-processors ran on the OMI, with which
+    /// options: they run again when either changes.
+    PostProcess,
     /// An OMI `force_deregister` removes (not one the state holds).
     ForceDeregister,
     /// A snapshot `force_delete_snapshot` removes with its OMI.
@@ -52,6 +55,7 @@ impl Kind {
             Kind::Source => "source",
             Kind::Provision => "provision",
             Kind::Stop => "stop",
+            Kind::PostProcess => "post_process",
             Kind::ForceDeregister => "force_deregister",
             Kind::ForceDeleteSnapshot => "force_delete_snapshot",
         }
@@ -74,7 +78,11 @@ impl Kind {
     pub fn is_setting(self) -> bool {
         matches!(
             self,
-            Kind::ImagePermissions | Kind::SnapshotPermissions | Kind::Tags | Kind::Run
+            Kind::ImagePermissions
+                | Kind::SnapshotPermissions
+                | Kind::Tags
+                | Kind::Run
+                | Kind::PostProcess
         )
     }
 }

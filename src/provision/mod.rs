@@ -9,7 +9,7 @@
 
 mod file;
 mod shell;
-mod shell_local;
+pub(crate) mod shell_local;
 pub mod ssh;
 
 use std::collections::BTreeMap;
@@ -80,7 +80,10 @@ fn label(index: usize, kind: &str) -> String {
 }
 
 /// Deserializes a provisioner's own options, naming the key at fault.
-fn options<T: DeserializeOwned>(config: Map<String, Value>, at: &str) -> Result<T, ProvisionError> {
+pub(crate) fn options<T: DeserializeOwned>(
+    config: Map<String, Value>,
+    at: &str,
+) -> Result<T, ProvisionError> {
     serde_path_to_error::deserialize(Value::Object(config)).map_err(|e| {
         let path = e.path().to_string();
         let message = if path == "." {
@@ -270,9 +273,21 @@ pub async fn run(
 }
 
 /// Renders the `{{ build `Key` }}` actions of a provisioner's options now
-/// that the build has a VM, leaving `execute_command` (rendered per script,
-/// with `.Vars` and `.Path`).
+/// that the build has a VM.
 fn with_build_data(p: &Provisioner, ctx: &Context<'_>) -> Result<Provisioner, ProvisionError> {
+    let config = render_build_data(&p.config, ctx).map_err(|message| ProvisionError::Config {
+        at: label(p.index, &p.kind),
+        message,
+    })?;
+    Ok(Provisioner {
+        config,
+        ..p.clone()
+    })
+}
+
+/// Renders the `{{ build `Key` }}` actions of options, leaving
+/// `execute_command` (rendered per script, with `.Vars` and `.Path`).
+pub(crate) fn render_build_data(config: &Value, ctx: &Context<'_>) -> Result<Value, String> {
     fn walk(value: &mut Value, ctx: &Context<'_>) -> Result<(), String> {
         match value {
             Value::String(s) => {
@@ -294,15 +309,9 @@ fn with_build_data(p: &Provisioner, ctx: &Context<'_>) -> Result<Provisioner, Pr
         }
         Ok(())
     }
-    let mut config = p.config.clone();
-    walk(&mut config, ctx).map_err(|message| ProvisionError::Config {
-        at: label(p.index, &p.kind),
-        message,
-    })?;
-    Ok(Provisioner {
-        config,
-        ..p.clone()
-    })
+    let mut config = config.clone();
+    walk(&mut config, ctx)?;
+    Ok(config)
 }
 
 async fn run_step(

@@ -44,6 +44,14 @@ pub(crate) enum RenderError {
     )]
     BuildVarNotHere(String),
     #[error(
+        "unknown field `.{name}` here (it has {}); in provisioners and post-processors, build \
+         variables are {{{{ build `Key` }}}}",
+        if .known.is_empty() { "none" } else { .known.as_str() }
+    )]
+    UnknownField { name: String, known: String },
+    #[error("{{{{ build `{key}` }}}}: the build has no such value (it has {known})")]
+    UnknownBuildData { key: String, known: String },
+    #[error(
         "unknown build variable `.{name}`{}; the build variables are {LATE_VARS_TEXT}",
         did_you_mean(.suggestion.as_deref())
     )]
@@ -388,9 +396,9 @@ impl Scope for ProvisionerScope<'_> {
                     self.build
                         .get(key)
                         .map(|v| Val::Str(v.clone()))
-                        .ok_or_else(|| RenderError::UnknownBuildVar {
-                            name: format!("build `{key}`"),
-                            suggestion: suggest(key, self.build.keys().map(String::as_str)),
+                        .ok_or_else(|| RenderError::UnknownBuildData {
+                            key: key.clone(),
+                            known: self.build.keys().cloned().collect::<Vec<_>>().join(", "),
                         })
                 }
                 _ => Err(RenderError::UnknownBuildVar {
@@ -414,9 +422,14 @@ impl Scope for ProvisionerScope<'_> {
                 .fields
                 .get(name)
                 .map(|v| Val::Str(v.clone()))
-                .ok_or_else(|| RenderError::UnknownBuildVar {
-                    name: format!(".{name}"),
-                    suggestion: suggest(name, self.fields.keys().map(String::as_str)),
+                .ok_or_else(|| RenderError::UnknownField {
+                    name: name.clone(),
+                    known: self
+                        .fields
+                        .keys()
+                        .map(|k| format!(".{k}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 }),
             _ => Err(unknown_build_var(path)),
         }

@@ -18,6 +18,7 @@ mod glob;
 mod interpolate;
 mod isotime;
 mod json;
+mod post_processors;
 mod provisioners;
 mod variables;
 pub(crate) mod weak;
@@ -103,6 +104,9 @@ pub struct Build {
     /// its `override`), in order, as JSON with variables already
     /// interpolated; `crate::provision` checks and runs them.
     pub provisioners: Vec<Provisioner>,
+    /// Post-processors that apply to this build, in order, run on the OMI
+    /// once it is made; options rendered as the provisioners' are.
+    pub post_processors: Vec<PostProcessor>,
     /// The template's folder: relative paths of scripts and uploads are
     /// read from there.
     pub template_dir: PathBuf,
@@ -117,6 +121,17 @@ pub struct Provisioner {
     /// Its other options (an object). Actions the provisioner renders itself
     /// (`{{ .Vars }}`, `{{ build `ID` }}`) are left as written, so a `{{`
     /// in a rendered value (a variable's, say) comes out as `{{"{{"}}`.
+    pub config: Value,
+}
+
+/// A post-processor of a build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostProcessor {
+    /// Where it is in the template, e.g. `post-processors[1][0]`.
+    pub at: String,
+    /// Its `type`, e.g. `manifest`.
+    pub kind: String,
+    /// Its other options (an object).
     pub config: Value,
 }
 
@@ -192,16 +207,6 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
             return Err(site.error(&KeyPath::of(key), problem));
         }
     }
-    if let Some(post) = root.get("post-processors")
-        && !post.is_null()
-        && post.as_array().is_none_or(|a| !a.is_empty())
-    {
-        let message = "post-processors are not supported by osci: its state file records the \
-                       OMIs each build made";
-        let problem = Problem::Unsupported(message.into());
-        return Err(site.error(&KeyPath::of("post-processors"), problem));
-    }
-
     let template_dir = std::path::absolute(match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -216,6 +221,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
     let entries = builder_entries(root.get("builders"), &site)?;
     let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
     let provisioners = provisioners::parse(root.get("provisioners"), &names, &site)?;
+    let post_processors = post_processors::parse(root.get("post-processors"), &names, &site)?;
 
     let user = |name: &str| vars.get(name);
     let mut builds = Vec::new();
@@ -267,11 +273,27 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
             });
         }
 
+        let mut build_post_processors = Vec::new();
+        for item in &post_processors {
+            if !item.entry.applies_to(&entry.name) {
+                continue;
+            }
+            let config = item.entry.config_for(&entry.name);
+            let config =
+                render_object(config, &item.at, &scope, &|_| Late::Provisioner).map_err(fail)?;
+            build_post_processors.push(PostProcessor {
+                at: item.at.to_string(),
+                kind: item.entry.kind.clone(),
+                config: Value::Object(config),
+            });
+        }
+
         builds.push(Build {
             name: entry.name,
             builder_type: entry.builder_type,
             config,
             provisioners: build_provisioners,
+            post_processors: build_post_processors,
             template_dir: template_dir.clone(),
         });
     }

@@ -1,6 +1,7 @@
 //! The `provisioners` section: which builds each provisioner applies to
 //! (`only`/`except`) and its per-build `override`. The provisioners' own
-//! options are theirs to check.
+//! options are theirs to check. Post-processors choose their builds the
+//! same way.
 
 use serde_json::{Map, Value};
 
@@ -64,7 +65,7 @@ pub(crate) fn parse(
         .collect()
 }
 
-fn entry(
+pub(crate) fn entry(
     mut config: Map<String, Value>,
     builds: &[String],
     at: &KeyPath,

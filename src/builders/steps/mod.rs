@@ -12,6 +12,7 @@ mod destroyer;
 pub mod image;
 pub mod keypair;
 pub mod permissions;
+pub mod post_process;
 pub mod provision;
 pub mod public_ip;
 mod refresh;
