@@ -540,14 +540,27 @@ fn empty_values_are_unset_and_binary_user_data_is_encoded() {
     assert_eq!(user_data.to_base64(), "H4v/AA==");
 }
 
+/// An HCL2 template loads into the same builds as its JSON twin: the
+/// template layer is the only one that knows which language it was.
 #[test]
-fn hcl_templates_are_refused_for_now() {
-    let e = load(Path::new("web.pkr.hcl"), &LoadOptions::default()).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("HCL2 templates are not supported yet"),
-        "{e}"
-    );
+fn an_hcl2_template_loads_as_its_json_twin() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let json = load(&examples.join("quickstart.json"), &LoadOptions::default()).unwrap();
+    let hcl = load(
+        &examples.join("quickstart.pkr.hcl"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(hcl.builds, json.builds);
+    assert_eq!(hcl.builds[0].provisioners.len(), 3);
+    let options = LoadOptions {
+        vars: vec![("version".into(), "2.0.0".into())],
+        var_files: vec![],
+    };
+    let json = load(&examples.join("quickstart.json"), &options).unwrap();
+    let hcl = load(&examples.join("quickstart.pkr.hcl"), &options).unwrap();
+    assert_eq!(hcl.builds, json.builds);
+    assert_eq!(hcl.builds[0].config.omi.omi_name, "quickstart-2.0.0");
 }
 
 // ---- schema ----

@@ -48,6 +48,11 @@ pub enum Command {
     /// Print the plan's graph in Graphviz's DOT, with the action of each
     /// node (an edge `a -> b` means `a` waits for `b`).
     Graph(GraphArgs),
+    /// Packer's `hcl2_upgrade`: write a JSON template as HCL2.
+    #[command(name = "hcl2_upgrade")]
+    Hcl2Upgrade(UpgradeArgs),
+    /// Rewrite HCL2 templates and var files in the canonical style.
+    Fmt(FmtArgs),
     /// Inspect or edit the state.
     State {
         #[command(subcommand)]
@@ -123,9 +128,41 @@ pub struct VarArgs {
     /// Set a template variable (repeatable).
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub var: Vec<String>,
-    /// Read template variables from a JSON file (repeatable).
+    /// Read template variables from a file (repeatable): a JSON object for a
+    /// JSON template; `name = value` lines (`.pkrvars.hcl`) or JSON for HCL2.
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_file: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// The JSON template.
+    pub template: PathBuf,
+    /// Where to write the HCL2 template (default: TEMPLATE.pkr.hcl, as
+    /// Packer names it).
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// A file, or a folder of `*.pkr.hcl` and `*.pkrvars.hcl` files
+    /// (default: the current folder).
+    #[arg(default_value = ".")]
+    pub target: PathBuf,
+    /// Change nothing; exit 3 when a file is not formatted.
+    #[arg(long)]
+    pub check: bool,
+    /// Show what would change, as a diff.
+    #[arg(long)]
+    pub diff: bool,
+    /// Write the formatted files (`-write=false` only lists them).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub write: bool,
+    /// Format the folders under the folder too.
+    #[arg(long)]
+    pub recursive: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 pub mod args;
 mod connect;
+mod hcl;
 mod progress;
 mod prompt;
 mod run;
@@ -46,6 +47,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Build(args) => run::apply(args, &state, false, stamps).await,
         Command::Destroy(args) => run::destroy(args, &state, stamps).await,
         Command::Graph(args) => run::graph(args, &state).await,
+        Command::Hcl2Upgrade(args) => hcl::hcl2_upgrade(args),
+        Command::Fmt(args) => match hcl::fmt(args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::State { command } => run::state_command(command, &state),
         Command::Whoami { json } => whoami::run(json).await,
         Command::Sim {

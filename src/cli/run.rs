@@ -24,12 +24,19 @@ use super::connect::{Connection, connect};
 use super::saved::SavedPlan;
 use super::{progress, prompt};
 
-/// `state/<template file stem>.json` unless `--state` says otherwise.
+/// `state/<template file stem>.json` unless `--state` says otherwise; an
+/// HCL2 template `web.pkr.hcl` (or `web.json.pkr.hcl`, as `hcl2_upgrade`
+/// names it) shares `state/web.json` with its JSON twin `web.json`, and a
+/// template folder is named by the folder.
 pub fn state_path(explicit: &Option<PathBuf>, template: &Path) -> PathBuf {
     explicit.clone().unwrap_or_else(|| {
         let stem = template
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
+            .map(|s| {
+                let s = s.strip_suffix(".pkr").unwrap_or(&s);
+                s.strip_suffix(".json").unwrap_or(s).to_string()
+            })
             .unwrap_or_else(|| "osci".into());
         PathBuf::from("state").join(format!("{stem}.json"))
     })
@@ -139,10 +146,16 @@ pub async fn plan(
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&render_json(&planned.plan))?
+            serde_json::to_string_pretty(&masked_json(
+                render_json(&planned.plan),
+                &template.sensitive_values
+            ))?
         );
     } else {
-        print!("{}", render_text(&planned.plan));
+        print!(
+            "{}",
+            masked(render_text(&planned.plan), &template.sensitive_values)
+        );
     }
     if let Some(out) = &args.out {
         let saved = SavedPlan {
@@ -168,6 +181,33 @@ pub async fn plan(
     } else {
         std::process::ExitCode::SUCCESS
     })
+}
+
+/// `text` with the values of sensitive variables hidden, as Packer hides
+/// them.
+fn masked(mut text: String, secrets: &[osci::secret::Secret]) -> String {
+    for secret in secrets {
+        if !secret.expose().is_empty() {
+            text = text.replace(secret.expose(), "<sensitive>");
+        }
+    }
+    text
+}
+
+fn masked_json(value: serde_json::Value, secrets: &[osci::secret::Secret]) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(masked(s, secrets)),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| masked_json(v, secrets)).collect())
+        }
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| (masked(k, secrets), masked_json(v, secrets)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// `osci graph`: the plan's graph as DOT.
@@ -284,10 +324,14 @@ pub async fn apply(
         }
     }
     if args.json {
-        let line = serde_json::json!({"type": "plan", "plan": render_json(&planned.plan)});
+        let plan = masked_json(render_json(&planned.plan), &template.sensitive_values);
+        let line = serde_json::json!({"type": "plan", "plan": plan});
         println!("{line}");
     } else {
-        eprint!("{}", render_text(&planned.plan));
+        eprint!(
+            "{}",
+            masked(render_text(&planned.plan), &template.sensitive_values)
+        );
     }
     if !planned.plan.has_changes() {
         return Ok(());

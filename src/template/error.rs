@@ -13,6 +13,8 @@ use super::json::Positions;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {
     pub file: PathBuf,
+    /// The HCL2 block at fault, e.g. `variable "region"`.
+    pub block: Option<String>,
     pub build: Option<String>,
     pub key: Option<String>,
     pub line: Option<usize>,
@@ -30,6 +32,9 @@ impl fmt::Display for TemplateError {
             }
         }
         f.write_str(": ")?;
+        if let Some(block) = &self.block {
+            write!(f, "{block}: ")?;
+        }
         if let Some(build) = &self.build {
             write!(f, "build {build:?}: ")?;
         }
@@ -152,12 +157,17 @@ pub(crate) struct Site<'a> {
 impl Site<'_> {
     pub fn error(&self, key: &KeyPath, problem: impl Into<Problem>) -> TemplateError {
         let position = self.positions.find(&self.base.join(key).0);
+        let file = position
+            .as_ref()
+            .and_then(|p| p.file.as_deref())
+            .map_or_else(|| self.file.to_path_buf(), |f| f.clone());
         TemplateError {
-            file: self.file.to_path_buf(),
+            file,
+            block: None,
             build: self.build.clone(),
             key: (!key.is_empty()).then(|| key.to_string()),
-            line: position.map(|p| p.0),
-            column: position.map(|p| p.1),
+            line: position.as_ref().map(|p| p.line),
+            column: position.as_ref().map(|p| p.column),
             message: problem.into().to_string(),
         }
     }
@@ -171,6 +181,7 @@ mod tests {
     fn display_leaves_out_unknown_parts() {
         let mut e = TemplateError {
             file: "web.json".into(),
+            block: None,
             build: Some("web".into()),
             key: Some("omi_name".into()),
             line: Some(3),

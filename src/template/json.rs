@@ -4,23 +4,38 @@
 //! refuses keys given twice in one object (JSON would silently keep the last).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::error::{Problem, Seg};
 
-/// Line and column (both from 1, the column in characters) of every key and
-/// array element of a document, by path.
+/// Line and column (both from 1, the column in characters) of a key or an
+/// array element, and the file it is in when it is not the document's own
+/// (an HCL2 template read into a document from several files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub line: usize,
+    pub column: usize,
+    pub file: Option<Arc<PathBuf>>,
+}
+
+/// The positions of every key and array element of a document, by path.
 #[derive(Debug, Default)]
-pub(crate) struct Positions(HashMap<Vec<Seg>, (usize, usize)>);
+pub(crate) struct Positions(HashMap<Vec<Seg>, Position>);
 
 impl Positions {
     /// The position of `path`, or of its nearest ancestor that has one (a key
     /// that is missing or was added by the loader points at its object).
-    pub fn find(&self, path: &[Seg]) -> Option<(usize, usize)> {
+    pub fn find(&self, path: &[Seg]) -> Option<Position> {
         (0..=path.len())
             .rev()
-            .find_map(|n| self.0.get(&path[..n]).copied())
+            .find_map(|n| self.0.get(&path[..n]).cloned())
+    }
+
+    pub fn insert(&mut self, path: Vec<Seg>, position: Position) {
+        self.0.insert(path, position);
     }
 }
 
@@ -83,9 +98,13 @@ impl Scanner<'_> {
         }
     }
 
-    fn position(&self) -> (usize, usize) {
+    fn position(&self) -> Position {
         let column = self.text[self.line_start..self.i].chars().count() + 1;
-        (self.line, column)
+        Position {
+            line: self.line,
+            column,
+            file: None,
+        }
     }
 
     fn value(&mut self, path: &mut Vec<Seg>) -> Result<(), ParseError> {
@@ -127,7 +146,7 @@ impl Scanner<'_> {
             // which people repeat.
             if !seen.insert(key.clone()) && !key.starts_with('_') {
                 return Err(ParseError {
-                    position: Some(position),
+                    position: Some((position.line, position.column)),
                     path: path.clone(),
                     problem: Problem::DuplicateKey,
                 });
@@ -189,15 +208,16 @@ mod tests {
     fn records_keys_and_elements() {
         let text = "{\n  \"builders\": [\n    {\"type\": \"osc-bsu\",\n     \"omi_n\\u0061me\": \"x\"}\n  ]\n}";
         let (_, p) = parse(text).unwrap_or_else(|_| panic!("parses"));
-        assert_eq!(p.find(&[key("builders")]), Some((2, 3)));
-        assert_eq!(p.find(&[key("builders"), Seg::Index(0)]), Some((3, 5)));
+        let p = |path: &[Seg]| p.find(path).map(|p| (p.line, p.column));
+        assert_eq!(p(&[key("builders")]), Some((2, 3)));
+        assert_eq!(p(&[key("builders"), Seg::Index(0)]), Some((3, 5)));
         assert_eq!(
-            p.find(&[key("builders"), Seg::Index(0), key("omi_name")]),
+            p(&[key("builders"), Seg::Index(0), key("omi_name")]),
             Some((4, 6))
         );
         // A missing key points at its object.
         assert_eq!(
-            p.find(&[key("builders"), Seg::Index(0), key("vm_type")]),
+            p(&[key("builders"), Seg::Index(0), key("vm_type")]),
             Some((3, 5))
         );
     }

@@ -1,10 +1,11 @@
 //! Packer templates: loading, variables, interpolation, validation.
 //!
-//! osci reads the OUTSCALE Packer plugin's JSON templates as they are
-//! (design §2): `{"variables": {…}, "builders": […], "provisioners": […]}`.
-//! [`load`] checks everything that can be checked without the cloud and
-//! renders everything that is known at load time, so that a template that
-//! loads is one a plan can be made from. HCL2 templates are a later issue.
+//! osci reads the OUTSCALE Packer plugin's templates as they are (design
+//! §2): JSON templates (`{"variables": {…}, "builders": […],
+//! "provisioners": […]}`) and HCL2 ones ([`hcl2`], which reads into the
+//! same document). [`load`] checks everything that can be checked without
+//! the cloud and renders everything that is known at load time, so that a
+//! template that loads is one a plan can be made from.
 
 // A template is loaded once per command, so the size of its error (which
 // carries file, build, key, line and column) costs nothing worth boxing for.
@@ -15,6 +16,7 @@ pub mod config;
 mod error;
 mod fields;
 mod glob;
+pub mod hcl2;
 mod interpolate;
 mod isotime;
 mod json;
@@ -154,24 +156,52 @@ const LATER_TYPES: &[&str] = &[
     "outscale-bsuvolume",
 ];
 
-/// Reads, renders and validates a template. `{{timestamp}}`, `{{isotime}}`
-/// and friends use one clock reading for the whole load, so every field
-/// that uses them agrees.
+/// The clock of a load: now, or `SOURCE_DATE_EPOCH` when it is set, so a
+/// template that uses the time plans the same twice (reproducible builds'
+/// convention).
+fn clock() -> OffsetDateTime {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or_else(OffsetDateTime::now_utc)
+}
+
+/// Reads, renders and validates a template: a Packer JSON template, or an
+/// HCL2 one (a `*.pkr.hcl` or `*.pkr.json` file, or a folder of them).
+/// `{{timestamp}}`, `timestamp()` and friends use one clock reading for
+/// the whole load, so every field that uses them agrees.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateError> {
-    let now = OffsetDateTime::now_utc();
+    let now = clock();
+    if hcl2::is_hcl2(path) {
+        let environment: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let read = hcl2::read(path, &options.vars, &options.var_files, &environment, now)?;
+        let Value::Object(root) = read.root else {
+            unreachable!("an HCL2 template reads into an object")
+        };
+        let sensitive = read.sensitive.into_iter().map(Secret::new).collect();
+        // Its variables are resolved: nothing of the command line is left.
+        return from_document(
+            path,
+            root,
+            &read.positions,
+            &LoadOptions::default(),
+            now,
+            read.template_dir,
+            sensitive,
+        );
+    }
     let whole_file = |problem: Problem| TemplateError {
         file: path.to_path_buf(),
+        block: None,
         build: None,
         key: None,
         line: None,
         column: None,
         message: problem.to_string(),
     };
-    if path.to_string_lossy().ends_with(".hcl") {
-        return Err(whole_file(Problem::Unsupported(
-            "HCL2 templates are not supported yet: osci reads Packer JSON templates for now".into(),
-        )));
-    }
     let text = std::fs::read_to_string(path).map_err(|error| {
         let path = path.to_path_buf();
         whole_file(Problem::Io { path, error })
@@ -182,16 +212,47 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
         column: e.position.map(|p| p.1),
         ..whole_file(e.problem)
     })?;
-    let site = Site {
-        file: path,
-        positions: &positions,
-        base: KeyPath::root(),
-        build: None,
-    };
     let Value::Object(root) = root else {
         let message =
             "a template is a JSON object with `builders` (and `variables`, `provisioners`)";
         return Err(whole_file(Problem::Invalid(message.into())));
+    };
+    let template_dir = std::path::absolute(match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    })
+    .map_err(|error| {
+        let path = path.to_path_buf();
+        whole_file(Problem::Io { path, error })
+    })?;
+    from_document(
+        path,
+        root,
+        &positions,
+        options,
+        now,
+        template_dir,
+        Vec::new(),
+    )
+}
+
+/// Loads a template document: a JSON template as written, or what an HCL2
+/// template reads into (`sensitive`: the values its sensitive variables
+/// and locals hold).
+fn from_document(
+    path: &Path,
+    root: Map<String, Value>,
+    positions: &json::Positions,
+    options: &LoadOptions,
+    now: OffsetDateTime,
+    template_dir: PathBuf,
+    sensitive: Vec<Secret>,
+) -> Result<Template, TemplateError> {
+    let site = Site {
+        file: path,
+        positions,
+        base: KeyPath::root(),
+        build: None,
     };
     // Packer's way to comment a template: top-level keys starting with `_`.
     if let Some(key) = root
@@ -207,16 +268,8 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
             return Err(site.error(&KeyPath::of(key), problem));
         }
     }
-    let template_dir = std::path::absolute(match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    })
-    .map_err(|error| {
-        let path = path.to_path_buf();
-        whole_file(Problem::Io { path, error })
-    })?;
     let vars = variables::resolve(root.get("variables"), options, &site, now, &template_dir)?;
-    let sensitive = sensitive_variables(root.get("sensitive-variables"), &root, &site)?;
+    let sensitive_names = sensitive_variables(root.get("sensitive-variables"), &root, &site)?;
 
     let entries = builder_entries(root.get("builders"), &site)?;
     let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
@@ -235,7 +288,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
         };
         let build_site = Site {
             file: path,
-            positions: &positions,
+            positions,
             base: KeyPath::of("builders").index(entry.index),
             build: Some(entry.name.clone()),
         };
@@ -300,7 +353,11 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
     Ok(Template {
         path: path.to_path_buf(),
         builds,
-        sensitive_values: vars.values_of(&sensitive),
+        sensitive_values: vars
+            .values_of(&sensitive_names)
+            .into_iter()
+            .chain(sensitive)
+            .collect(),
         unselected: Vec::new(),
     })
 }

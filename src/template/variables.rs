@@ -137,6 +137,7 @@ pub(crate) fn resolve(
                 Origin::Template => site.error(&base.key(name), e),
                 Origin::VarFile { file, position } => TemplateError {
                     file: file.clone(),
+                    block: None,
                     build: None,
                     key: Some(name.clone()),
                     line: position.map(|p| p.0),
@@ -154,6 +155,7 @@ pub(crate) fn resolve(
 fn flag_error(template: &Path, name: &str, message: String) -> TemplateError {
     TemplateError {
         file: template.to_path_buf(),
+        block: None,
         build: None,
         key: None,
         line: None,
@@ -188,6 +190,7 @@ fn read_var_file(
     let error =
         |key: Option<String>, position: Option<(usize, usize)>, problem: Problem| TemplateError {
             file: file.to_path_buf(),
+            block: None,
             build: None,
             key,
             line: position.map(|p| p.0),
@@ -225,7 +228,7 @@ fn read_var_file(
             })?;
             let origin = Origin::VarFile {
                 file: file.to_path_buf(),
-                position: positions.find(&key.0),
+                position: positions.find(&key.0).map(|p| (p.line, p.column)),
             };
             let value = Some(value);
             Ok((name, Definition { value, origin }))
