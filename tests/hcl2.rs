@@ -472,10 +472,28 @@ build {{
     );
     std::fs::write(w.path().join("t.pkr.hcl"), &template).unwrap();
     // An OMI of the same name, made by another state: -force replaces it.
+    // Packer's name of an HCL2 build, TYPE.NAME, selects it.
     ok(&run(
         &w,
-        &["build", "-state=other.json", "-only=web", "t.pkr.hcl"],
+        &[
+            "build",
+            "-state=other.json",
+            "-only=outscale-bsu.web",
+            "t.pkr.hcl",
+        ],
     ));
+    let other: Value =
+        serde_json::from_slice(&std::fs::read(w.path().join("other.json")).unwrap()).unwrap();
+    let builds: Vec<&Value> = other["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["build"])
+        .collect();
+    assert!(
+        !builds.is_empty() && builds.iter().all(|b| *b == "web"),
+        "{other}"
+    );
     let out = run(&w, &["build", "t.pkr.hcl"]);
     assert!(
         stderr(&out).contains("force_deregister"),

@@ -67,12 +67,18 @@ pub struct Template {
 
 impl Template {
     /// Keeps the builds `only` names (all when empty) and `except` does
-    /// not, by name or glob. A selection that keeps nothing is an error.
+    /// not, by name or glob, or as Packer names HCL2 builds: `TYPE.NAME`
+    /// (`outscale-bsu.web`). A selection that keeps nothing is an error.
     pub fn select(&mut self, only: &[String], except: &[String]) -> Result<(), String> {
-        let named = |patterns: &[String], name: &str| patterns.iter().any(|p| wildcard(p, name));
+        let named = |patterns: &[String], b: &Build| {
+            let typed = format!("{}.{}", b.builder_type, b.name);
+            patterns
+                .iter()
+                .any(|p| wildcard(p, &b.name) || wildcard(p, &typed))
+        };
         let (kept, left): (Vec<Build>, Vec<Build>) = std::mem::take(&mut self.builds)
             .into_iter()
-            .partition(|b| (only.is_empty() || named(only, &b.name)) && !named(except, &b.name));
+            .partition(|b| (only.is_empty() || named(only, b)) && !named(except, b));
         if kept.is_empty() {
             let names: Vec<&str> = left.iter().map(|b| b.name.as_str()).collect();
             return Err(format!(

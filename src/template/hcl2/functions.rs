@@ -171,7 +171,7 @@ const TABLE: &[(&str, Def)] = &[
     }),
     ("indent", || {
         f(&[N, S], |a| {
-            let pad = " ".repeat(int(&a[0])?.max(0) as usize);
+            let pad = " ".repeat(int(&a[0])?.clamp(0, 1000) as usize);
             let text = s(&a[1])?;
             Ok(text.replace('\n', &format!("\n{pad}")).into())
         })
@@ -606,10 +606,11 @@ const TABLE: &[(&str, Def)] = &[
                 .ok_or_else(|| format!("{:?} is not a duration", s(&a[1]).unwrap_or("")))?;
             let d = time::Duration::try_from(d).map_err(|e| e.to_string())?;
             let t = if s(&a[1])?.starts_with('-') {
-                t - d
+                t.checked_sub(d)
             } else {
-                t + d
-            };
+                t.checked_add(d)
+            }
+            .ok_or("the time is out of range")?;
             Ok(t.format(&time::format_description::well_known::Rfc3339)
                 .map_err(|e| e.to_string())?
                 .into())
@@ -632,6 +633,7 @@ const TABLE: &[(&str, Def)] = &[
             let path = s(&a[0])?;
             let text = std::fs::read_to_string(expand(path))
                 .map_err(|e| format!("reading {path}: {e}"))?;
+            super::syntax::check_depth(&text).map_err(|(line, e)| format!("{path}:{line}: {e}"))?;
             let template: hcl::Template = text
                 .parse()
                 .map_err(|e: hcl::Error| format!("{path}: {e}"))?;

@@ -121,8 +121,45 @@ impl<'a> Lines<'a> {
     }
 }
 
+/// How deep brackets may nest: the parser recurses, and a file nested
+/// deeper than any template needs must not exhaust the stack.
+const MAX_DEPTH: usize = 128;
+
+/// Refuses text whose brackets nest deeper than [`MAX_DEPTH`], with the
+/// line where they do (a bracket in a string counts too: no template has
+/// that many in a row).
+pub(crate) fn check_depth(text: &str) -> Result<(), (usize, String)> {
+    let mut depth = 0usize;
+    let mut line = 1;
+    for c in text.chars() {
+        match c {
+            '\n' => line += 1,
+            '{' | '[' | '(' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err((line, format!("brackets nest more than {MAX_DEPTH} deep")));
+                }
+            }
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Reads a native-syntax file.
 pub(crate) fn parse_native(path: &Path, text: &str) -> Result<Body, TemplateError> {
+    if let Err((line, message)) = check_depth(text) {
+        return Err(TemplateError {
+            file: path.to_path_buf(),
+            block: None,
+            build: None,
+            key: None,
+            line: Some(line),
+            column: None,
+            message,
+        });
+    }
     let file = Arc::new(path.to_path_buf());
     let body = hcl_edit::parser::parse_body(text).map_err(|e| {
         let location = e.location();

@@ -270,6 +270,7 @@ fn from_text(raw: &str, kind: &Type) -> Result<Value, String> {
     if kind.is_primitive() || matches!(kind, Type::Any) && !looks_structured(raw) {
         return kind.convert(Value::String(raw.to_string()));
     }
+    syntax::check_depth(raw).map_err(|(_, e)| e)?;
     let expr = hcl_edit::parser::parse_expr(raw)
         .map_err(|e| format!("{raw:?} does not read as a value: {}", e.message()))?;
     Scope::new(false).eval(&expr)
