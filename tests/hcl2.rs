@@ -170,22 +170,25 @@ fn planned_tags(plan: &str) -> serde_json::Map<String, Value> {
     tags["after"]["tags"].as_object().unwrap().clone()
 }
 
-/// A folder template: variables declared in one file, the source in
-/// another, the build in a third (in JSON syntax); values from defaults, `PKR_VAR_`, a
+/// A folder template: variables declared in three files (one in HCL's
+/// JSON syntax), the source in one, the build in another; values from defaults, `PKR_VAR_`, a
 /// `.auto.pkrvars.hcl`, `-var-file` and `-var`, later ones winning in that
 /// order, as in Packer. A failed `validation` shows its message; a
-/// `sensitive` value is masked in the plan.
+/// `sensitive` value is masked in the plan and in provisioner output.
 #[test]
 fn a_folder_template_takes_variables_in_packers_order() {
     let w = Workspace::new();
     let dir = w.path().join("golden");
     std::fs::create_dir(&dir).unwrap();
-    let mut vars = String::new();
-    for v in ["a", "b", "c", "d", "e"] {
-        vars.push_str(&format!(
-            "variable \"{v}\" {{\n  type    = string\n  default = \"default\"\n}}\n\n"
-        ));
-    }
+    let declare = |names: &[&str]| -> String {
+        names
+            .iter()
+            .map(|v| {
+                format!("variable \"{v}\" {{\n  type    = string\n  default = \"default\"\n}}\n\n")
+            })
+            .collect()
+    };
+    let mut vars = declare(&["a", "b"]);
     vars.push_str(
         r#"variable "size" {
   type    = number
@@ -194,12 +197,6 @@ fn a_folder_template_takes_variables_in_packers_order() {
     condition     = var.size >= 10 && var.size <= 100
     error_message = "The size is between 10 and 100 GiB."
   }
-}
-
-variable "token" {
-  type      = string
-  default   = "s3cr3t-t0ken"
-  sensitive = true
 }
 
 locals {
@@ -225,13 +222,26 @@ locals {
   }"#,
     );
     let (source, build) = source.split_at(source.find("build {").unwrap());
-    let build = build.to_string();
-    std::fs::write(dir.join("source.pkr.hcl"), source).unwrap();
-    // The build in HCL's JSON syntax, as Packer reads `*.pkr.json`.
     assert!(build.contains("source.outscale-bsu.web"));
     std::fs::write(
+        dir.join("source.pkr.hcl"),
+        format!("{}{source}", declare(&["c", "d"])),
+    )
+    .unwrap();
+    // The build, and the last variables, in HCL's JSON syntax, as Packer
+    // reads `*.pkr.json`; its provisioner prints the sensitive token.
+    std::fs::write(
         dir.join("build.pkr.json"),
-        r#"{"build": {"sources": ["source.outscale-bsu.web"], "provisioner": {"shell-local": {"inline": ["echo ${var.a}"]}}}}"#,
+        r#"{
+  "variable": {
+    "e": {"type": "string", "default": "default"},
+    "token": {"type": "string", "default": "s3cr3t-t0ken", "sensitive": true}
+  },
+  "build": {
+    "sources": ["source.outscale-bsu.web"],
+    "provisioner": {"shell-local": {"inline": ["echo token ${var.token} for ${var.a}"]}}
+  }
+}"#,
     )
     .unwrap();
     std::fs::write(
@@ -281,6 +291,18 @@ locals {
     assert!(
         text.contains("<sensitive>") && !text.contains("s3cr3t-t0ken"),
         "{text}"
+    );
+
+    // The provisioner's output hides the token too.
+    let out = w
+        .osci()
+        .args(["build", "-var", "size=12", "golden"])
+        .output()
+        .unwrap();
+    let err = ok(&out);
+    assert!(
+        err.contains("token <sensitive> for default") && !err.contains("s3cr3t-t0ken"),
+        "{err}"
     );
 
     let out = plan(&["-var", "size=500"]);

@@ -25,8 +25,12 @@ pub struct SavedPlan {
 
 impl SavedPlan {
     /// The saved plan at `path`, or `None` when it is something else (a
-    /// template). A `.osciplan` file that does not read is an error.
+    /// template file or folder). A `.osciplan` file that does not read is an error.
     pub fn read(path: &Path) -> anyhow::Result<Option<SavedPlan>> {
+        if path.is_dir() {
+            // An HCL2 template folder.
+            return Ok(None);
+        }
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         match serde_json::from_slice(&bytes) {
             Ok(saved) => Ok(Some(saved)),

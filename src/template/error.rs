@@ -47,6 +47,21 @@ impl fmt::Display for TemplateError {
 
 impl std::error::Error for TemplateError {}
 
+impl TemplateError {
+    /// A problem of the file as a whole (or of the command line about it).
+    pub fn of_file(file: &Path, message: impl Into<String>) -> TemplateError {
+        TemplateError {
+            file: file.to_path_buf(),
+            block: None,
+            build: None,
+            key: None,
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+}
+
 /// What is wrong, before it is placed in a file.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Problem {

@@ -152,6 +152,11 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "provisioners",
     "post-processors",
 ];
+/// Every builder type osci knows, in both spellings.
+pub(crate) fn builder_types() -> impl Iterator<Item = &'static str> + Clone {
+    BSU_TYPES.iter().chain(LATER_TYPES).copied()
+}
+
 const BSU_TYPES: &[&str] = &["osc-bsu", "outscale-bsu"];
 const LATER_TYPES: &[&str] = &[
     "osc-chroot",
@@ -199,15 +204,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
             sensitive,
         );
     }
-    let whole_file = |problem: Problem| TemplateError {
-        file: path.to_path_buf(),
-        block: None,
-        build: None,
-        key: None,
-        line: None,
-        column: None,
-        message: problem.to_string(),
-    };
+    let whole_file = |problem: Problem| TemplateError::of_file(path, problem.to_string());
     let text = std::fs::read_to_string(path).map_err(|error| {
         let path = path.to_path_buf();
         whole_file(Problem::Io { path, error })
@@ -428,7 +425,7 @@ fn builder_entries(section: Option<&Value>, site: &Site) -> Result<Vec<Entry>, T
             return Err(build_site.error(&KeyPath::of("type"), Problem::Unsupported(message)));
         }
         if !BSU_TYPES.contains(&builder_type.as_str()) {
-            let known = BSU_TYPES.iter().chain(LATER_TYPES).copied();
+            let known = builder_types();
             let (current, old): (Vec<&str>, Vec<&str>) =
                 known.clone().partition(|t| t.starts_with("outscale-"));
             let message = format!(

@@ -153,15 +153,7 @@ pub(crate) fn resolve(
 
 /// A problem with `-var NAME=…`, which has no place in a file.
 fn flag_error(template: &Path, name: &str, message: String) -> TemplateError {
-    TemplateError {
-        file: template.to_path_buf(),
-        block: None,
-        build: None,
-        key: None,
-        line: None,
-        column: None,
-        message: format!("-var {name}: {message}"),
-    }
+    TemplateError::of_file(template, format!("-var {name}: {message}"))
 }
 
 fn not_a_variable(name: &str, defs: &BTreeMap<String, Definition>) -> String {

@@ -32,18 +32,6 @@ const ARRAY_BLOCKS: &[&str] = &[
     "filter",
 ];
 
-/// The builder types osci knows, both spellings.
-const SOURCE_TYPES: &[&str] = &[
-    "osc-bsu",
-    "outscale-bsu",
-    "osc-chroot",
-    "outscale-chroot",
-    "osc-bsusurrogate",
-    "outscale-bsusurrogate",
-    "osc-bsuvolume",
-    "outscale-bsuvolume",
-];
-
 /// The Packer release whose template language osci follows:
 /// `packer.version`, and what `required_version` is checked against.
 pub(crate) const PACKER_VERSION: &str = "1.11.2";
@@ -301,10 +289,11 @@ pub(crate) fn source_block(block: &Block) -> Result<Source<'_>, TemplateError> {
             "a source block has two labels: its builder type and its name",
         ));
     };
-    if !SOURCE_TYPES.contains(&kind.as_str()) {
-        let hint = match suggest(kind, SOURCE_TYPES.iter().copied()) {
+    if !crate::template::builder_types().any(|t| t == kind) {
+        let known: Vec<&str> = crate::template::builder_types().collect();
+        let hint = match suggest(kind, known.iter().copied()) {
             Some(s) => format!("; did you mean `{s}`?"),
-            None => format!(" (osci has {})", SOURCE_TYPES.join(", ")),
+            None => format!(" (osci has {})", known.join(", ")),
         };
         return Err(block.at.error(
             Some(describe),
@@ -482,7 +471,7 @@ pub(crate) fn builds(
             let over = body_object(&body, scope, "build source", &mut positions, &path)?;
             config.extend(over);
         }
-        resolve_data(&mut config, data, doc, &path)?;
+        resolve_data(&mut config, data, &p.source.block.at, &describe)?;
         let mut entry = Map::new();
         entry.insert("type".into(), json!(p.source.kind));
         entry.insert("name".into(), json!(p.name));
@@ -514,39 +503,27 @@ pub(crate) fn builds(
                         provisioners.push(item);
                     }
                 }
-                "post-processor" => {
-                    if let Some(item) = step(
-                        block,
-                        p,
-                        &names,
-                        scope,
-                        doc,
-                        "post-processors",
-                        post_processors.len(),
-                    )? {
-                        post_processors.push(item);
-                    }
-                }
-                "post-processors" => {
-                    check_keys(
-                        &Body {
-                            attributes: Vec::new(),
-                            ..block.body.clone()
-                        },
-                        &[],
-                        &["post-processor"],
-                        "post-processors",
-                    )?;
-                    for inner in block.body.blocks("post-processor") {
-                        if let Some(item) = step(
-                            inner,
-                            p,
-                            &names,
-                            scope,
-                            doc,
+                "post-processor" | "post-processors" => {
+                    // A `post-processors` block is a chain of them.
+                    let chain: Vec<&Block> = if block.kind == "post-processor" {
+                        vec![block]
+                    } else {
+                        check_keys(
+                            &Body {
+                                attributes: Vec::new(),
+                                ..block.body.clone()
+                            },
+                            &[],
+                            &["post-processor"],
                             "post-processors",
-                            post_processors.len(),
-                        )? {
+                        )?;
+                        block.body.blocks("post-processor").collect()
+                    };
+                    for link in chain {
+                        let at = post_processors.len();
+                        if let Some(item) =
+                            step(link, p, &names, scope, doc, "post-processors", at)?
+                        {
                             post_processors.push(item);
                         }
                     }
@@ -788,51 +765,40 @@ fn body_object(
 
 /// A source whose `source_omi` is a data source's id takes the data
 /// source's filters as its `source_omi_filter`, read at plan time as the
-/// data source would be; any other use of a data source is refused.
+/// data source would be; any other use of a data source is refused. `at`
+/// is the source block, `describe` how messages name it.
 fn resolve_data(
     config: &mut Map<String, Json>,
     data: &[Data],
-    doc: &mut Document,
-    path: &[Seg],
+    at: &Pos,
+    describe: &str,
 ) -> Result<(), TemplateError> {
     if let Some(Json::String(id)) = config.get("source_omi")
         && let Some(d) = data.iter().find(|d| *id == data_marker(&d.name, "id"))
     {
-        config.remove("source_omi");
         if config.contains_key("source_omi_filter") {
-            let at = doc
-                .positions
-                .find(&[path, &[Seg::Key("source_omi_filter".into())]].concat())
-                .map_or((1, 1), |p| (p.line, p.column));
-            return Err(d.at.error(
-                None,
+            return Err(at.error(
+                Some(describe.to_string()),
                 Some("source_omi"),
                 format!(
-                    "source_omi comes from data.outscale-omi.{} and source_omi_filter is given too (line {}): keep one",
-                    d.name, at.0
+                    "source_omi comes from data.outscale-omi.{} and source_omi_filter is given \
+                     too: keep one",
+                    d.name
                 ),
             ));
         }
+        config.remove("source_omi");
         config.insert("source_omi_filter".into(), d.filter.clone());
     }
     if let Some(marker) = find_marker(&Json::Object(config.clone())) {
-        let at = doc.positions.find(path).map(|p| (p.line, p.column));
-        return Err(TemplateError {
-            file: doc
-                .positions
-                .find(path)
-                .and_then(|p| p.file.map(|f| f.as_ref().clone()))
-                .unwrap_or_default(),
-            block: None,
-            build: None,
-            key: None,
-            line: at.map(|a| a.0),
-            column: at.map(|a| a.1),
-            message: format!(
-                "{marker} is read at plan time; osci uses an outscale-omi data source as a build's \
-                 source_omi (`source_omi = data.outscale-omi.NAME.id`)"
+        return Err(at.error(
+            Some(describe.to_string()),
+            None,
+            format!(
+                "{marker} is read at plan time; osci uses an outscale-omi data source as a \
+                 build's source_omi (`source_omi = data.outscale-omi.NAME.id`)"
             ),
-        });
+        ));
     }
     Ok(())
 }

@@ -108,48 +108,28 @@ fn scan(text: &str) -> Vec<Line> {
     let mut in_comment = false;
     for raw in text.split('\n') {
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let plain = |kind: Kind, text: &str| Line {
+            kind,
+            text: text.to_string(),
+            depth,
+            equals: None,
+            opens: false,
+        };
         if let Some(end) = &heredoc {
             if raw.trim() == end {
                 heredoc = None;
-                lines.push(Line {
-                    kind: Kind::Verbatim,
-                    text: raw.to_string(),
-                    depth,
-                    equals: None,
-                    opens: false,
-                });
-            } else {
-                lines.push(Line {
-                    kind: Kind::Verbatim,
-                    text: raw.to_string(),
-                    depth,
-                    equals: None,
-                    opens: false,
-                });
             }
+            lines.push(plain(Kind::Verbatim, raw));
             continue;
         }
         let trimmed = raw.trim_start();
         if in_comment {
-            let ends = trimmed.contains("*/");
-            lines.push(Line {
-                kind: Kind::Verbatim,
-                text: raw.to_string(),
-                depth,
-                equals: None,
-                opens: false,
-            });
-            in_comment = !ends;
+            in_comment = !trimmed.contains("*/");
+            lines.push(plain(Kind::Verbatim, raw));
             continue;
         }
         if trimmed.is_empty() {
-            lines.push(Line {
-                kind: Kind::Blank,
-                text: String::new(),
-                depth,
-                equals: None,
-                opens: false,
-            });
+            lines.push(plain(Kind::Blank, ""));
             continue;
         }
         let lexed = lex_line(trimmed);

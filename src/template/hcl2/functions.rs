@@ -225,15 +225,7 @@ const TABLE: &[(&str, Def)] = &[
         f(&[list(), Any], |a| Ok(arr(&a[0])?.contains(&a[1]).into()))
     }),
     ("distinct", || {
-        f(&[list()], |a| {
-            let mut out: Vec<Value> = Vec::new();
-            for v in arr(&a[0])? {
-                if !out.contains(v) {
-                    out.push(v.clone());
-                }
-            }
-            Ok(Value::Array(out))
-        })
+        f(&[list()], |a| Ok(unique(arr(&a[0])?.iter().cloned())))
     }),
     ("element", || {
         f(&[list(), N], |a| {
@@ -400,16 +392,9 @@ const TABLE: &[(&str, Def)] = &[
     }),
     ("setunion", || {
         variadic(&[], list(), |a| {
-            let mut out: Vec<Value> = Vec::new();
-            for v in a
-                .iter()
-                .flat_map(|l| l.as_array().cloned().unwrap_or_default())
-            {
-                if !out.contains(&v) {
-                    out.push(v);
-                }
-            }
-            Ok(Value::Array(out))
+            Ok(unique(
+                a.iter().filter_map(|l| l.as_array()).flatten().cloned(),
+            ))
         })
     }),
     // Numbers.
@@ -421,26 +406,10 @@ const TABLE: &[(&str, Def)] = &[
         f(&[N, N], |a| number(num(&a[0])?.powf(num(&a[1])?)))
     }),
     ("max", || {
-        variadic(&[N], N, |a| {
-            number(
-                a.iter()
-                    .map(num)
-                    .collect::<Result<Vec<_>, _>>()?
-                    .into_iter()
-                    .fold(f64::MIN, f64::max),
-            )
-        })
+        variadic(&[N], N, |a| number(nums(&a)?.fold(f64::MIN, f64::max)))
     }),
     ("min", || {
-        variadic(&[N], N, |a| {
-            number(
-                a.iter()
-                    .map(num)
-                    .collect::<Result<Vec<_>, _>>()?
-                    .into_iter()
-                    .fold(f64::MAX, f64::min),
-            )
-        })
+        variadic(&[N], N, |a| number(nums(&a)?.fold(f64::MAX, f64::min)))
     }),
     ("parseint", || {
         f(&[S, N], |a| {
@@ -482,15 +451,7 @@ const TABLE: &[(&str, Def)] = &[
     }),
     ("tolist", || f(&[list()], |a| Ok(a[0].clone()))),
     ("toset", || {
-        f(&[list()], |a| {
-            let mut out: Vec<Value> = Vec::new();
-            for v in arr(&a[0])? {
-                if !out.contains(v) {
-                    out.push(v.clone());
-                }
-            }
-            Ok(Value::Array(out))
-        })
+        f(&[list()], |a| Ok(unique(arr(&a[0])?.iter().cloned())))
     }),
     ("tomap", || f(&[map()], |a| Ok(a[0].clone()))),
     // Encodings.
@@ -695,6 +656,17 @@ pub(crate) fn declare(ctx: &mut Context, with_env: bool) {
     }
 }
 
+/// The values, each once, in the order first seen.
+fn unique(values: impl Iterator<Item = Value>) -> Value {
+    let mut out: Vec<Value> = Vec::new();
+    for v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    Value::Array(out)
+}
+
 fn s(v: &Value) -> Result<&str, String> {
     v.as_str()
         .ok_or_else(|| format!("a string is required, not {v}"))
@@ -715,6 +687,14 @@ fn num(v: &Value) -> Result<f64, String> {
         Value::Number(n) => n.as_f64().ok_or_else(|| "not a finite number".into()),
         other => Err(format!("a number is required, not {other}")),
     }
+}
+
+fn nums(args: &[Value]) -> Result<impl Iterator<Item = f64>, String> {
+    Ok(args
+        .iter()
+        .map(num)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter())
 }
 
 fn int(v: &Value) -> Result<i64, String> {

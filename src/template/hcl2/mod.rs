@@ -64,15 +64,7 @@ pub(crate) fn read(
     now: OffsetDateTime,
 ) -> Result<Read, TemplateError> {
     let _clock = functions::Clock::set(now);
-    let whole = |message: String| TemplateError {
-        file: path.to_path_buf(),
-        block: None,
-        build: None,
-        key: None,
-        line: None,
-        column: None,
-        message,
-    };
+    let whole = |message: String| TemplateError::of_file(path, message);
     let (files, dir) = if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| whole(format!("cannot read the folder: {e}")))?
@@ -111,10 +103,8 @@ pub(crate) fn read(
 
     let mut blocks: Vec<Block> = Vec::new();
     for file in &files {
-        let text = std::fs::read_to_string(file).map_err(|e| TemplateError {
-            file: file.clone(),
-            ..whole(format!("cannot read the file: {e}"))
-        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| TemplateError::of_file(file, format!("cannot read the file: {e}")))?;
         let body = if file.to_string_lossy().ends_with(".json") {
             syntax::parse_json(file, &text, true)?
         } else {

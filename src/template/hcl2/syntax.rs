@@ -151,26 +151,17 @@ pub(crate) fn check_depth(text: &str) -> Result<(), (usize, String)> {
 pub(crate) fn parse_native(path: &Path, text: &str) -> Result<Body, TemplateError> {
     if let Err((line, message)) = check_depth(text) {
         return Err(TemplateError {
-            file: path.to_path_buf(),
-            block: None,
-            build: None,
-            key: None,
             line: Some(line),
-            column: None,
-            message,
+            ..TemplateError::of_file(path, message)
         });
     }
     let file = Arc::new(path.to_path_buf());
     let body = hcl_edit::parser::parse_body(text).map_err(|e| {
         let location = e.location();
         TemplateError {
-            file: path.to_path_buf(),
-            block: None,
-            build: None,
-            key: None,
             line: Some(location.line()),
             column: Some(location.column()),
-            message: format!("HCL syntax error: {}", e.message()),
+            ..TemplateError::of_file(path, format!("HCL syntax error: {}", e.message()))
         }
     })?;
     let lines = Lines::new(text, file);

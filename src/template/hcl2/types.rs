@@ -40,6 +40,15 @@ impl Type {
                 )),
             },
             Expression::FuncCall(call) => Type::call(call),
+            // HCL's JSON syntax writes the type as a string: `"list(string)"`.
+            Expression::String(s) => {
+                let inner = hcl_edit::parser::parse_expr(s.as_str())
+                    .map_err(|_| format!("{:?} is not a type", s.as_str()))?;
+                if matches!(inner, Expression::String(_)) {
+                    return Err(format!("{:?} is not a type", s.as_str()));
+                }
+                Type::parse(&inner)
+            }
             other => Err(format!("`{}` is not a type", other.to_string().trim())),
         }
     }

@@ -283,15 +283,8 @@ fn looks_structured(raw: &str) -> bool {
 
 /// The assignments of a var file (`NAME = value` lines, or a JSON object).
 fn var_file(path: &Path) -> Result<Vec<Attr>, TemplateError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TemplateError {
-        file: path.to_path_buf(),
-        block: None,
-        build: None,
-        key: None,
-        line: None,
-        column: None,
-        message: format!("cannot read the var file: {e}"),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| TemplateError::of_file(path, format!("cannot read the var file: {e}")))?;
     let is_json = path.extension().is_some_and(|x| x == "json");
     let body = if is_json {
         syntax::parse_json(path, &text, false)?
@@ -309,15 +302,7 @@ fn var_file(path: &Path) -> Result<Vec<Attr>, TemplateError> {
 }
 
 fn flag_error(template: &Path, message: &str) -> TemplateError {
-    TemplateError {
-        file: template.to_path_buf(),
-        block: None,
-        build: None,
-        key: None,
-        line: None,
-        column: None,
-        message: message.to_string(),
-    }
+    TemplateError::of_file(template, message)
 }
 
 fn strings(value: &Value, out: &mut Vec<String>) {
