@@ -56,6 +56,19 @@ pub fn serialize_exposed<S: Serializer>(secret: &Option<Secret>, s: S) -> Result
     }
 }
 
+/// `text` with every secret's value replaced by `<sensitive>`, as Packer
+/// masks sensitive values: the longest first, so one that holds another is
+/// hidden whole.
+pub fn mask<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
+    let mut secrets: Vec<&str> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut text = text.to_string();
+    for secret in secrets {
+        text = text.replace(secret, "<sensitive>");
+    }
+    text
+}
+
 /// Secrets come in from templates and configuration files as strings.
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -66,6 +79,14 @@ impl<'de> Deserialize<'de> for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masking_hides_the_longest_value_whole() {
+        assert_eq!(
+            mask("admin:adminpass", ["admin", "adminpass", ""]),
+            "<sensitive>:<sensitive>"
+        );
+    }
 
     #[test]
     fn never_printed_nor_serialised() {

@@ -112,6 +112,8 @@ fn the_packer_block_accepts_the_outscale_plugin_only() {
     template(
         "packer {\n  required_version = \">= 1.7.0\"\n  required_plugins {\n    outscale = {\n      version = \"~> 1\"\n      source  = \"github.com/outscale/outscale\"\n    }\n  }\n}\n",
     );
+    // A single file takes no `*.auto.pkrvars.hcl` (this one would not read).
+    std::fs::write(w.path().join("junk.auto.pkrvars.hcl"), "not = = valid").unwrap();
     ok(&run(&w, &["validate", "t.pkr.hcl"]));
     template(
         "packer {\n  required_plugins {\n    amazon = {\n      version = \">= 1.2\"\n      source  = \"github.com/hashicorp/amazon\"\n    }\n  }\n}\n",
@@ -235,7 +237,8 @@ locals {
         r#"{
   "variable": {
     "e": {"type": "string", "default": "default"},
-    "token": {"type": "string", "default": "s3cr3t-t0ken", "sensitive": true}
+    "token": {"type": "string", "default": "s3cr3t-t0ken", "sensitive": true},
+    "pin": {"type": "number", "default": 1234, "sensitive": true}
   },
   "build": {
     "sources": ["source.outscale-bsu.web"],
@@ -256,9 +259,13 @@ locals {
     .unwrap();
 
     let plan = |extra: &[&str]| {
+        // In the order given, the later winning: d from the file, e from
+        // the flag.
         let mut args = vec![
             "plan",
             "-json",
+            "-var",
+            "d=early-flag",
             "-var-file=extra.pkrvars.hcl",
             "-var",
             "e=flag",
@@ -318,6 +325,13 @@ locals {
     let err = stderr(&out);
     assert!(
         err.contains("-var size") && err.contains("a number is required"),
+        "{err}"
+    );
+    // A sensitive value given wrong is not shown either.
+    let out = plan(&["-var", "pin=s3cr3t-pin"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("-var pin") && err.contains("<sensitive>") && !err.contains("s3cr3t-pin"),
         "{err}"
     );
     let out = plan(&["-var", "colour=red"]);
@@ -465,6 +479,7 @@ fn build_force_on_an_hcl2_template_with_provisioners_and_post_processors() {
     let template = format!(
         r#"{two}
 build {{
+  name    = "golden"
   sources = ["source.outscale-bsu.web", "source.outscale-bsu.db"]
 
   provisioner "shell-local" {{
@@ -494,13 +509,14 @@ build {{
     );
     std::fs::write(w.path().join("t.pkr.hcl"), &template).unwrap();
     // An OMI of the same name, made by another state: -force replaces it.
-    // Packer's name of an HCL2 build, TYPE.NAME, selects it.
+    // Packer's names of an HCL2 build, TYPE.NAME and BUILD.TYPE.NAME,
+    // select it.
     ok(&run(
         &w,
         &[
             "build",
             "-state=other.json",
-            "-only=outscale-bsu.web",
+            "-only=golden.outscale-bsu.web",
             "t.pkr.hcl",
         ],
     ));

@@ -1,5 +1,5 @@
 //! No input makes osci panic: property tests that feed the template loader
-//! (JSON and HCL2), var files (both kinds), `fmt`, `hcl2_upgrade` and the
+//! (JSON, HCL2 in both its syntaxes), var files (every kind), `fmt`, `hcl2_upgrade` and the
 //! OUTSCALE config file with mutated templates and arbitrary bytes. Each
 //! input must be accepted or refused with an error; a panic fails the test
 //! with the (shrunk) input.
@@ -216,6 +216,34 @@ build {
 }
 "#;
 
+/// A template in HCL's JSON syntax (`*.pkr.json`).
+const RICH_PKR_JSON: &str = r#"{
+  "variable": {
+    "a": {"type": "string", "default": "x"},
+    "sizes": {"type": "list(number)", "default": [10]},
+    "secret": {"type": "string", "default": "s3cr3t", "sensitive": true}
+  },
+  "locals": {"l": "golden-${upper(var.a)}"},
+  "source": {
+    "outscale-bsu": {
+      "s": {
+        "custom_endpoint_oapi": "sim:///nonexistent",
+        "vm_type": "tinav5.c2r4p2",
+        "source_omi": "ami-12345678",
+        "communicator": "none",
+        "omi_name": "${local.l}",
+        "tags": {"a": "${var.a}", "n": "${format(\"%d\", var.sizes[0])}"},
+        "launch_block_device_mappings": [{"device_name": "/dev/sda1", "volume_size": "${var.sizes[0]}"}]
+      }
+    }
+  },
+  "build": {
+    "sources": ["source.outscale-bsu.s"],
+    "provisioner": [{"shell-local": {"inline": ["echo ${source.name} ${build.ID}"]}}],
+    "post-processor": {"manifest": {"custom_data": {"a": "${var.a}"}}}
+  }
+}"#;
+
 /// A seed with a few mutations: tokens inserted, ranges deleted, replaced
 /// or repeated.
 fn mutated(seeds: Vec<String>) -> impl Strategy<Value = String> {
@@ -412,6 +440,20 @@ fn hcl2_templates() {
 }
 
 #[test]
+fn hcl2_json_syntax_templates() {
+    let (_dir, path) = scratch("t.pkr.json");
+    let strategy = prop_oneof![
+        4 => mutated(vec![RICH_PKR_JSON.to_string()]).prop_map(String::into_bytes),
+        4 => json_values(vec![RICH_PKR_JSON.to_string()]).prop_map(String::into_bytes),
+        1 => prop::collection::vec(any::<u8>(), 0..512),
+    ];
+    fuzz("hcl2 json-syntax templates", strategy, |input| {
+        std::fs::write(&path, input).unwrap();
+        load_and_check(&path, &LoadOptions::default())
+    });
+}
+
+#[test]
 fn var_files() {
     let (dir, template) = scratch("t.pkr.hcl");
     std::fs::write(&template, RICH_HCL).unwrap();
@@ -422,23 +464,32 @@ fn var_files() {
     )
     .unwrap();
     let hcl_vars = dir.path().join("v.pkrvars.hcl");
+    let hcl_json_vars = dir.path().join("v.pkrvars.json");
     let json_vars = dir.path().join("v.json");
     let strategy = prop_oneof![
         mutated(vec![
             "[3, 4]\na = \"y\"\nsizes = [1, 2]\ntags = { x = \"y\" }\nsecret = \"z\"\n".into(),
-            "{\"a\": \"y\", \"version\": \"2\"}".into(),
+            "{\"a\": \"y\", \"version\": \"2\", \"sizes\": [1], \"tags\": {\"x\": \"${upper(\\\"y\\\")}\"}}".into(),
         ])
         .prop_map(String::into_bytes),
         prop::collection::vec(any::<u8>(), 0..256),
     ];
     fuzz("var files", strategy, |input| {
         std::fs::write(&hcl_vars, input).unwrap();
+        std::fs::write(&hcl_json_vars, input).unwrap();
         std::fs::write(&json_vars, input).unwrap();
         let hcl = load_and_check(
             &template,
             &LoadOptions {
-                vars: Vec::new(),
                 var_files: vec![hcl_vars.clone()],
+                ..LoadOptions::default()
+            },
+        );
+        let hcl_json = load_and_check(
+            &template,
+            &LoadOptions {
+                var_files: vec![hcl_json_vars.clone()],
+                ..LoadOptions::default()
             },
         );
         let text = String::from_utf8_lossy(input);
@@ -447,17 +498,17 @@ fn var_files() {
             &template,
             &LoadOptions {
                 vars: vec![("sizes".into(), flag)],
-                var_files: Vec::new(),
+                ..LoadOptions::default()
             },
         );
         let json = load_and_check(
             &json_template,
             &LoadOptions {
-                vars: Vec::new(),
                 var_files: vec![json_vars.clone()],
+                ..LoadOptions::default()
             },
         );
-        hcl || hcl_flag || json
+        hcl || hcl_json || hcl_flag || json
     });
 }
 

@@ -97,7 +97,20 @@ async fn only_and_except_select_builds_and_leave_the_others_alone() {
     let out = w.run(&["plan", "-detailed-exitcode", "-only=b", "t.json"]);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
 
-    // Destroy of a selection removes that selection only.
+    // Destroy of a selection removes that selection only; Packer's
+    // TYPE.NAME names a build too.
+    ok(&w.run(&["destroy", "-only=outscale-bsu.c", "-auto-approve", "t.json"]));
+    assert!(entries(&w, "c").is_empty());
+    assert_eq!(entries(&w, "a"), a);
+
+    // A build gone from the template is left alone by a selection that
+    // does not name it; a plan of the whole template removes what it made.
+    ok(&w.run(&["apply", "-only=c", "-auto-approve", "t.json"]));
+    w.write_template(vec![w.builder("a"), w.builder("b")], json!([]));
+    let plan = stdout(&w.run(&["plan", "-only=a", "t.json"]));
+    assert!(!plan.contains("build.c."), "{plan}");
+    let plan = stdout(&w.run(&["plan", "t.json"]));
+    assert!(plan.contains("- build.c.image"), "{plan}");
     ok(&w.run(&["destroy", "-only=c", "-auto-approve", "t.json"]));
     assert!(entries(&w, "c").is_empty());
     assert_eq!(entries(&w, "a"), a);
@@ -121,6 +134,17 @@ async fn build_force_and_on_error_abort() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("force_deregister"), "{err}");
 
+    // -force goes to the plan, and a saved plan carries it.
+    ok(&w.run(&["plan", "-force", "-out", "p.osciplan", "t.json"]));
+    let out = w.run(&["apply", "-force", "p.osciplan"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("osci plan -force"),
+        "{err}"
+    );
+    ok(&w.run(&["apply", "p.osciplan"]));
+    ok(&w.run(&["destroy", "-auto-approve", "t.json"]));
+    ok(&w.run(&["build", "-state=other.json", "t.json"]));
     ok(&w.run(&["build", "-force", "-on-error=abort", "t.json"]));
     let (sim, client) = w.client();
     let account = sim.default_account().account_id;
@@ -302,7 +326,6 @@ fn single_dash_long_options() {
         "t.json",
     ]);
     let err = ok(&out);
-    assert!(!err.contains('\u{1b}'), "colour on: {err}");
     // Each progress line starts with the time, RFC 3339 in UTC.
     let progress: Vec<&str> = err.lines().filter(|l| l.contains(": create")).collect();
     assert!(!progress.is_empty(), "{err}");
@@ -332,4 +355,37 @@ fn single_dash_long_options() {
     let switches = order.windows(2).filter(|w| w[0] != w[1]).count();
     assert_eq!(switches, 1, "builds interleaved: {order:?}");
     assert!(w.path().join("s.json").exists());
+}
+
+/// On a terminal, logs are coloured; `-color=false` turns that off.
+#[test]
+fn color_false_on_a_terminal() {
+    let w = Workspace::new();
+    w.template(json!({}));
+    let screen = |flags: &str| {
+        let command = format!("{} {flags} plan t.json", env!("CARGO_BIN_EXE_osci"));
+        let out = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(w.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", w.path())
+            .env("OSCI_SIM_LATENCY_SCALE", "0")
+            .env("OSCI_LOG", "osci=debug")
+            .env("TERM", "xterm")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = screen("");
+    assert!(
+        coloured.contains("DEBUG") && coloured.contains("\u{1b}[34m"),
+        "{coloured}"
+    );
+    let plain = screen("-color=false");
+    assert!(
+        plain.contains("DEBUG") && !plain.contains("\u{1b}["),
+        "{plain}"
+    );
 }

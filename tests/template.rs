@@ -21,6 +21,7 @@ fn full_options() -> LoadOptions {
             ("db_password".into(), "from-flag".into()),
         ],
         var_files: vec![fixture("full.vars.json")],
+        ..LoadOptions::default()
     }
 }
 
@@ -432,7 +433,7 @@ fn template_level_errors() {
         ("required-var", json!({"variables": {"password": null}, "builders": [builder]}), LoadOptions::default(), vec!["key \"variables.password\"", "required variable `password` is not set"]),
         ("var-cycle", json!({"variables": {"a": "{{user `b`}}", "b": "{{user `a`}}"}, "builders": [builder]}), LoadOptions::default(), vec!["cycle: a → b → a"]),
         ("var-uses-undefined", json!({"variables": {"a": "x-{{user `c`}}"}, "builders": [builder]}), LoadOptions::default(), vec!["key \"variables.a\"", "undefined variable `c`"]),
-        ("unknown-flag-var", json!({"variables": {"region": "x"}, "builders": [builder]}), LoadOptions { vars: vec![("regio".into(), "y".into())], var_files: vec![] }, vec!["-var regio: not a variable of the template; did you mean `region`?"]),
+        ("unknown-flag-var", json!({"variables": {"region": "x"}, "builders": [builder]}), LoadOptions { vars: vec![("regio".into(), "y".into())], ..LoadOptions::default() }, vec!["-var regio: not a variable of the template; did you mean `region`?"]),
         ("only-unknown", json!({"builders": [builder, other], "provisioners": [{"type": "shell", "only": ["wbe"]}]}), LoadOptions::default(), vec!["key \"provisioners[0].only[0]\"", "no build is named `wbe`; did you mean `web`?"]),
         ("only-and-except", json!({"builders": [builder, other], "provisioners": [{"type": "shell", "only": ["web"], "except": ["db"]}]}), LoadOptions::default(), vec!["key \"provisioners[0].except\"", "cannot be used together with `only`"]),
         ("provisioner-type", json!({"builders": [builder], "provisioners": [{"inline": ["x"]}]}), LoadOptions::default(), vec!["key \"provisioners[0].type\"", "required"]),
@@ -496,8 +497,8 @@ fn var_file_errors_name_the_var_file() {
             std::fs::write(&file, text).unwrap();
         }
         let options = LoadOptions {
-            vars: vec![],
             var_files: vec![file],
+            ..LoadOptions::default()
         };
         let e = load(&template, &options).unwrap_err().to_string();
         assert!(e.contains(want), "{name}: {e}");
@@ -555,7 +556,7 @@ fn an_hcl2_template_loads_as_its_json_twin() {
     assert_eq!(hcl.builds[0].provisioners.len(), 3);
     let options = LoadOptions {
         vars: vec![("version".into(), "2.0.0".into())],
-        var_files: vec![],
+        ..LoadOptions::default()
     };
     let json = load(&examples.join("quickstart.json"), &options).unwrap();
     let hcl = load(&examples.join("quickstart.pkr.hcl"), &options).unwrap();

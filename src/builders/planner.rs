@@ -61,18 +61,19 @@ pub async fn connect(client: Client, wait: WaitPolicy) -> Result<Arc<Cloud>, Pla
 }
 
 /// Plans `template` against the cloud and the `state`. The builds
-/// `-only`/`-except` left out are not part of the plan: their state
-/// entries are neither refreshed nor removed.
+/// `-only`/`-except` leave out are not part of the plan: their state
+/// entries (and those of builds gone from the template that the selection
+/// does not name) are neither refreshed nor removed.
 pub async fn plan(
     cloud: &Arc<Cloud>,
     template: &Template,
     state: &State,
 ) -> Result<Planned, PlanError> {
     let selected;
-    let state = if template.unselected.is_empty() {
+    let state = if template.selection.is_none() {
         state
     } else {
-        selected = state.without_builds(&template.unselected);
+        selected = state.of_builds(|b| template.touches(b));
         &selected
     };
     let in_build = |name: &str, e: String| PlanError::Build(format!("build \"{name}\": {e}"));

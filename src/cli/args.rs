@@ -19,7 +19,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_color: bool,
     /// Colours on a terminal (`-color=false` as Packer spells it).
-    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_value_t = true,
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = true,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub color: bool,
     /// Each line of output starts with the time.
@@ -72,6 +72,20 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+}
+
+impl Command {
+    /// The command's `-var` and `-var-file`, if it takes them.
+    pub fn vars_mut(&mut self) -> Option<&mut VarArgs> {
+        match self {
+            Command::Validate(t) => Some(&mut t.vars),
+            Command::Plan(p) => Some(&mut p.template.vars),
+            Command::Apply(a) | Command::Build(a) => Some(&mut a.vars),
+            Command::Graph(g) => Some(&mut g.template.vars),
+            Command::Destroy(d) => Some(&mut d.template.vars),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +146,34 @@ pub struct VarArgs {
     /// JSON template; `name = value` lines (`.pkrvars.hcl`) or JSON for HCL2.
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_file: Vec<PathBuf>,
+    /// The order the two came in (set by [`var_order`] after parsing).
+    #[arg(skip)]
+    pub order: Vec<osci::template::Given>,
+}
+
+/// The order of the `--var` and `--var-file` options among (normalised)
+/// arguments: clap keeps each kind's values in order, not the two together,
+/// and HCL2 templates take them as they come, as Packer does.
+pub fn var_order(args: &[std::ffi::OsString]) -> Vec<osci::template::Given> {
+    use osci::template::Given;
+    let (mut vars, mut files) = (0, 0);
+    let mut order = Vec::new();
+    for a in args {
+        let a = a.to_string_lossy();
+        let name = a.split_once('=').map_or(a.as_ref(), |(n, _)| n);
+        match name {
+            "--var" => {
+                order.push(Given::Var(vars));
+                vars += 1;
+            }
+            "--var-file" => {
+                order.push(Given::File(files));
+                files += 1;
+            }
+            _ => {}
+        }
+    }
+    order
 }
 
 #[derive(Debug, Args)]
@@ -157,7 +199,7 @@ pub struct FmtArgs {
     #[arg(long)]
     pub diff: bool,
     /// Write the formatted files (`-write=false` only lists them).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = true,
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_value_t = true,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub write: bool,
     /// Format the folders under the folder too.
@@ -178,6 +220,9 @@ pub struct PlanArgs {
     /// The plan as one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Plan with `force_deregister` on every build, as Packer's `-force`.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -38,7 +38,10 @@ pub fn can_ask() -> anyhow::Result<()> {
 /// Asks, as Packer does, what to do about a failed step: clean up, abort
 /// (keep what the build made, for a later destroy) or retry the step.
 pub fn on_error(failure: Failure) -> BoxFuture<'static, Decision> {
+    // Builds that fail together are asked about one after the other.
+    static ASKING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     Box::pin(async move {
+        let _turn = ASKING.lock().await;
         tokio::task::spawn_blocking(move || {
             eprintln!(
                 "build \"{}\": {} failed: {}",

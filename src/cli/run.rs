@@ -14,7 +14,6 @@ use osci::state::{State, StateStore};
 use osci::template::{self, LoadOptions, Template};
 
 use osci::engine::ApplyOptions;
-use osci::template::wildcard;
 
 use super::args::{
     ApplyArgs, DestroyArgs, GraphArgs, OnErrorArg, PlanArgs, Selection, StateCommand, TemplateArgs,
@@ -55,17 +54,18 @@ fn load(path: &Path, vars: &VarArgs, select: &Selection) -> anyhow::Result<Templ
         &LoadOptions {
             vars: pairs,
             var_files: vars.var_file.clone(),
+            order: vars.order.clone(),
         },
     )?;
-    template
-        .select(&select.only, &select.except)
-        .map_err(anyhow::Error::msg)?;
+    template.select(&select.only, &select.except);
     Ok(template)
 }
 
 /// `osci validate`: everything a plan checks before it asks the cloud.
 pub fn validate(args: &TemplateArgs) -> anyhow::Result<()> {
     let t = load(&args.template, &args.vars, &args.select)?;
+    t.refuse_empty_selection(std::iter::empty())
+        .map_err(anyhow::Error::msg)?;
     check_offline(&t)?;
     println!(
         "{}: valid, {} build{} ({})",
@@ -102,13 +102,12 @@ fn check_offline(t: &Template) -> anyhow::Result<osci::oapi::Overrides> {
 /// state records no region or endpoint per resource, so one state serves
 /// one account and region.
 fn access(template: &Template) -> anyhow::Result<osci::oapi::Overrides> {
-    let first = template
-        .builds
-        .first()
-        .context("the template has no builds")?;
+    // Those -only and -except leave out too: they share the state.
+    let mut all = template.builds.iter().chain(&template.unselected);
+    let first = all.next().context("the template has no builds")?;
     let origin = |name: &str| format!("template {}, build \"{name}\"", template.path.display());
     let access = first.config.access.overrides(origin(&first.name));
-    if let Some(other) = template.builds.iter().find(|b| {
+    if let Some(other) = all.find(|b| {
         !b.config
             .access
             .overrides(origin(&b.name))
@@ -128,6 +127,9 @@ fn access(template: &Template) -> anyhow::Result<osci::oapi::Overrides> {
 
 /// Connects and plans.
 async fn make_plan(template: &Template, state: &State) -> anyhow::Result<(Connection, Planned)> {
+    template
+        .refuse_empty_selection(state.resources.iter().map(|r| r.build.as_str()))
+        .map_err(anyhow::Error::msg)?;
     let connection = connect(&check_offline(template)?)?;
     let cloud = builders::connect(connection.client.clone(), connection.wait.clone()).await?;
     let planned = builders::plan(&cloud, template, state).await?;
@@ -139,7 +141,8 @@ pub async fn plan(
     state_flag: &Option<PathBuf>,
 ) -> anyhow::Result<std::process::ExitCode> {
     let t = &args.template;
-    let template = load(&t.template, &t.vars, &t.select)?;
+    let mut template = load(&t.template, &t.vars, &t.select)?;
+    force_deregister(&mut template, args.force);
     let path = state_path(state_flag, &t.template);
     let state = StateStore::read_only(&path)?;
     let (_, planned) = make_plan(&template, &state).await?;
@@ -163,9 +166,10 @@ pub async fn plan(
             template: t.template.clone(),
             vars: t.vars.var.clone(),
             var_files: t.vars.var_file.clone(),
+            order: t.vars.order.clone(),
             only: t.select.only.clone(),
             except: t.select.except.clone(),
-            force: false,
+            force: args.force,
             state: path,
         };
         std::fs::write(out, serde_json::to_vec_pretty(&saved)?)
@@ -185,13 +189,8 @@ pub async fn plan(
 
 /// `text` with the values of sensitive variables hidden, as Packer hides
 /// them.
-fn masked(mut text: String, secrets: &[osci::secret::Secret]) -> String {
-    for secret in secrets {
-        if !secret.expose().is_empty() {
-            text = text.replace(secret.expose(), "<sensitive>");
-        }
-    }
-    text
+fn masked(text: String, secrets: &[osci::secret::Secret]) -> String {
+    osci::secret::mask(&text, secrets.iter().map(osci::secret::Secret::expose))
 }
 
 fn masked_json(value: serde_json::Value, secrets: &[osci::secret::Secret]) -> serde_json::Value {
@@ -261,6 +260,15 @@ fn report(outcome: &Outcome, what: &str) -> anyhow::Result<()> {
     bail!(msg)
 }
 
+/// `-force`, as Packer reads it: `force_deregister` for every build.
+fn force_deregister(template: &mut Template, force: bool) {
+    if force {
+        for b in &mut template.builds {
+            b.config.omi.force_deregister = true;
+        }
+    }
+}
+
 /// `apply`, or `build` (`ask: false`): an apply that does not ask first.
 pub async fn apply(
     args: ApplyArgs,
@@ -272,11 +280,16 @@ pub async fn apply(
     // moved since.
     let (template_path, vars, select, force, saved, state_override) =
         match SavedPlan::read(&args.target)? {
+            Some(_) if args.force => bail!(
+                "-force changes what a plan does: give it to `osci plan -force -out FILE`, not to \
+                 the apply of a saved plan"
+            ),
             Some(saved) => (
                 saved.template,
                 VarArgs {
                     var: saved.vars,
                     var_file: saved.var_files,
+                    order: saved.order,
                 },
                 Selection {
                     only: saved.only,
@@ -299,11 +312,7 @@ pub async fn apply(
         prompt::can_ask()?;
     }
     let mut template = load(&template_path, &vars, &select)?;
-    if force {
-        for b in &mut template.builds {
-            b.config.omi.force_deregister = true;
-        }
-    }
+    force_deregister(&mut template, force);
     let path = state_override.unwrap_or_else(|| state_path(state_flag, &template_path));
     let (store, state) = StateStore::lock(&path, "apply")?;
     let (connection, planned) = make_plan(&template, &state).await?;
@@ -399,18 +408,16 @@ pub async fn destroy(
     let template = load(&t.template, &t.vars, &t.select)?;
     let path = state_path(state_flag, &t.template);
     let (store, state) = StateStore::lock(&path, "destroy")?;
+    template
+        .refuse_empty_selection(state.resources.iter().map(|r| r.build.as_str()))
+        .map_err(anyhow::Error::msg)?;
     let connection = connect(&access(&template)?)?;
-    // The builds -only and -except leave out keep what they made; what
-    // builds gone from the template made goes, unless -only names others.
-    let chosen = |build: &str| {
-        template.selected(build)
-            && (t.select.only.is_empty() || t.select.only.iter().any(|p| wildcard(p, build)))
-    };
+    // The builds -only and -except leave out keep what they made.
     let names: Vec<&str> = template.builds.iter().map(|b| b.name.as_str()).collect();
     let addresses: Vec<Address> = state
         .resources
         .iter()
-        .filter(|r| chosen(&r.build))
+        .filter(|r| template.touches(&r.build))
         .filter(|r| {
             !args.orphans_only
                 || !names.contains(&r.build.as_str())

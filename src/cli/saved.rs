@@ -14,6 +14,9 @@ pub struct SavedPlan {
     pub template: PathBuf,
     pub vars: Vec<String>,
     pub var_files: Vec<PathBuf>,
+    /// The order of `-var` and `-var-file`.
+    #[serde(default)]
+    pub order: Vec<osci::template::Given>,
     #[serde(default)]
     pub only: Vec<String>,
     #[serde(default)]

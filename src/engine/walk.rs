@@ -266,6 +266,10 @@ async fn run<J: Job>(dag: &Dag, jobs: &[Arc<J>], options: &Options<'_>) -> Repor
             }
         }
     };
+    // Failed jobs whose group awaits the user's answer, and those groups:
+    // their other jobs wait, the other groups go on.
+    let mut asking: JoinSet<(usize, String, Decision)> = JoinSet::new();
+    let mut paused: HashSet<String> = HashSet::new();
     loop {
         let mut held = Vec::new();
         while running.len() < parallelism {
@@ -282,9 +286,15 @@ async fn run<J: Job>(dag: &Dag, jobs: &[Arc<J>], options: &Options<'_>) -> Repor
                 end(&group, &mut under_way);
                 continue;
             }
+            if group.as_ref().is_some_and(|g| paused.contains(g)) {
+                held.push((priority, Reverse(i)));
+                continue;
+            }
+            // A failed group holds no place: its work only winds down.
+            let holding = under_way.iter().filter(|g| !failed.contains(*g)).count();
             if let (Some(g), Some(max)) = (&group, options.max_groups)
                 && !under_way.contains(g)
-                && under_way.len() >= max.max(1)
+                && holding >= max.max(1)
             {
                 // Its build waits for another to finish.
                 held.push((priority, Reverse(i)));
@@ -308,15 +318,25 @@ async fn run<J: Job>(dag: &Dag, jobs: &[Arc<J>], options: &Options<'_>) -> Repor
             task_of.insert(task.id(), i);
         }
         ready.extend(held);
-        let Some(joined) = running.join_next_with_id().await else {
+        if running.is_empty() && asking.is_empty() {
             break;
-        };
-        let (i, result) = match joined {
-            Ok((task, result)) => (task_of[&task], result),
-            Err(e) => (
-                task_of[&e.id()],
-                Err(format!("panicked: {}", panic_message(e))),
-            ),
+        }
+        // A job ended, or the user answered for a failed one.
+        let (i, result) = tokio::select! {
+            Some(joined) = running.join_next_with_id(), if !running.is_empty() => match joined {
+                Ok((task, result)) => (task_of[&task], result.map_err(|why| (why, None))),
+                Err(e) => (
+                    task_of[&e.id()],
+                    Err((format!("panicked: {}", panic_message(e)), None)),
+                ),
+            },
+            Some(answer) = asking.join_next(), if !asking.is_empty() => {
+                let (i, why, decision) = answer.expect("asking does not panic");
+                if let Some(g) = jobs[i].group() {
+                    paused.remove(&g);
+                }
+                (i, Err((why, Some(decision))))
+            }
         };
         let group = jobs[i].group();
         match result {
@@ -331,15 +351,18 @@ async fn run<J: Job>(dag: &Dag, jobs: &[Arc<J>], options: &Options<'_>) -> Repor
                     }
                 }
             }
-            Err(why) => {
-                let decision = match (&group, options.ask) {
-                    (Some(g), Some(ask)) if !(options.stop)() => {
-                        ask(Failure {
+            Err((why, answered)) => {
+                let decision = match (answered, &group, options.ask) {
+                    (Some(decision), _, _) => decision,
+                    (None, Some(g), Some(ask)) if !(options.stop)() => {
+                        let question = ask(Failure {
                             group: g.clone(),
                             job: jobs[i].label(),
                             why: why.clone(),
-                        })
-                        .await
+                        });
+                        paused.insert(g.clone());
+                        asking.spawn(async move { (i, why, question.await) });
+                        continue;
                     }
                     _ => options.on_failure,
                 };
@@ -408,6 +431,8 @@ mod tests {
         Sleep(u64),
         /// Fails the first time only.
         FailOnce(Arc<AtomicUsize>),
+        /// Succeeds, and says so.
+        Signal(Arc<tokio::sync::Notify>),
     }
 
     /// A job that logs what happens to it and counts how many run at once.
@@ -451,6 +476,10 @@ mod tests {
                 }
                 Does::Sleep(ms) => {
                     tokio::time::sleep(Duration::from_millis(*ms)).await;
+                    Ok(())
+                }
+                Does::Signal(done) => {
+                    done.notify_one();
                     Ok(())
                 }
                 Does::FailOnce(tries) => match tries.fetch_add(1, Ordering::SeqCst) {
@@ -701,6 +730,57 @@ mod tests {
         let grouped: Vec<String> = b.log().into_iter().filter(|l| l != "run free").collect();
         assert_eq!(grouped, ["run a1", "run a2", "run b1", "run b2"]);
         assert_eq!(b.most.load(Ordering::SeqCst), 2, "free runs beside a");
+    }
+
+    /// A failed build holds no place among those under way: the next
+    /// one starts.
+    #[tokio::test]
+    async fn a_failed_group_makes_way_for_the_next() {
+        let b = Bench::new();
+        let jobs = vec![
+            b.job("a1", Some("a"), Does::Fail),
+            b.job("a2", Some("a"), Does::Succeed),
+            b.job("b1", Some("b"), Does::Succeed),
+            b.job("b2", Some("b"), Does::Succeed),
+        ];
+        let options = Options {
+            max_groups: Some(1),
+            ..options(1, false)
+        };
+        let report = walk(jobs, &[(0, 1), (2, 3)], &options).await.unwrap();
+        assert_eq!(report.outcomes[2..], [Outcome::Done, Outcome::Done]);
+        assert_eq!(report.failed_groups, BTreeSet::from(["a".to_string()]));
+    }
+
+    /// While the user is asked about one build, the others go on.
+    #[tokio::test]
+    async fn other_groups_go_on_while_the_user_is_asked() {
+        let b = Bench::new();
+        let done = Arc::new(tokio::sync::Notify::new());
+        let jobs = vec![
+            b.job("web", Some("web"), Does::Fail),
+            b.job("db1", Some("db"), Does::Succeed),
+            b.job("db2", Some("db"), Does::Signal(Arc::clone(&done))),
+        ];
+        let log = Arc::clone(&b.log);
+        let ask = move |_: Failure| -> BoxFuture<'static, Decision> {
+            let (done, log) = (Arc::clone(&done), Arc::clone(&log));
+            Box::pin(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(5), done.notified()).await;
+                log.lock().unwrap().push("answered".into());
+                Decision::Keep
+            })
+        };
+        let options = Options {
+            ask: Some(&ask),
+            ..options(1, true)
+        };
+        let report = walk(jobs, &[(1, 2)], &options).await.unwrap();
+        assert_eq!(report.outcomes[1..], [Outcome::Done, Outcome::Done]);
+        let log = b.log();
+        let at = |what: &str| log.iter().position(|l| l == what).unwrap();
+        assert!(at("run db2") < at("answered"), "{log:?}");
+        assert_eq!(report.kept_groups, BTreeSet::from(["web".to_string()]));
     }
 
     #[tokio::test]

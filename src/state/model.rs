@@ -73,11 +73,12 @@ impl State {
         self.resources.iter().filter(move |r| r.build == build)
     }
 
-    /// This state without the resources of the builds named: what a plan
-    /// of a selection of builds sees, so that it leaves the others alone.
-    pub fn without_builds(&self, builds: &[String]) -> State {
+    /// This state with the resources of the builds `keep` keeps only:
+    /// what a plan of a selection of builds sees, so that it leaves the
+    /// others alone.
+    pub fn of_builds(&self, keep: impl Fn(&str) -> bool) -> State {
         let mut view = self.clone();
-        view.resources.retain(|r| !builds.contains(&r.build));
+        view.resources.retain(|r| keep(&r.build));
         view
     }
 

@@ -50,6 +50,18 @@ use interpolate::{LATE_FIELDS, Late, LoadScope, Scope, render, suggest};
 pub struct LoadOptions {
     pub vars: Vec<(String, String)>,
     pub var_files: Vec<PathBuf>,
+    /// The order `-var` and `-var-file` were given in, which HCL2
+    /// templates follow (the later wins, as in Packer); empty: the files,
+    /// then the flags.
+    pub order: Vec<Given>,
+}
+
+/// One `-var` (the index of its pair in [`LoadOptions::vars`]) or
+/// `-var-file` (of its path in [`LoadOptions::var_files`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Given {
+    Var(usize),
+    File(usize),
 }
 
 /// A loaded template.
@@ -62,41 +74,75 @@ pub struct Template {
     pub sensitive_values: Vec<Secret>,
     /// Builds of the template left out by `-only` or `-except`: what they
     /// made stays as it is.
-    pub unselected: Vec<String>,
+    pub unselected: Vec<Build>,
+    /// The `-only` and `-except` patterns, when the command gave any.
+    pub selection: Option<(Vec<String>, Vec<String>)>,
 }
 
 impl Template {
     /// Keeps the builds `only` names (all when empty) and `except` does
-    /// not, by name or glob, or as Packer names HCL2 builds: `TYPE.NAME`
-    /// (`outscale-bsu.web`). A selection that keeps nothing is an error.
-    pub fn select(&mut self, only: &[String], except: &[String]) -> Result<(), String> {
+    /// not, by name or glob, or as Packer names them: `TYPE.NAME`
+    /// (`outscale-bsu.web`) and, for a build of a named HCL2 `build` block,
+    /// `BUILD.TYPE.NAME`. A selection may keep none of the template's builds
+    /// (to remove what a build gone from it left); [`Template::touches`]
+    /// says what it is about.
+    pub fn select(&mut self, only: &[String], except: &[String]) {
+        if only.is_empty() && except.is_empty() {
+            return;
+        }
         let named = |patterns: &[String], b: &Build| {
             let typed = format!("{}.{}", b.builder_type, b.name);
-            patterns
-                .iter()
-                .any(|p| wildcard(p, &b.name) || wildcard(p, &typed))
+            patterns.iter().any(|p| {
+                wildcard(p, &b.name)
+                    || wildcard(p, &typed)
+                    || b.aliases.iter().any(|a| wildcard(p, a))
+            })
         };
         let (kept, left): (Vec<Build>, Vec<Build>) = std::mem::take(&mut self.builds)
             .into_iter()
             .partition(|b| (only.is_empty() || named(only, b)) && !named(except, b));
-        if kept.is_empty() {
-            let names: Vec<&str> = left.iter().map(|b| b.name.as_str()).collect();
-            return Err(format!(
-                "{}: no build is left by -only {:?} and -except {:?}; its builds are {}",
-                self.path.display(),
-                only,
-                except,
-                names.join(", ")
-            ));
-        }
-        self.unselected.extend(left.into_iter().map(|b| b.name));
+        self.unselected.extend(left);
         self.builds = kept;
-        Ok(())
+        self.selection = Some((only.to_vec(), except.to_vec()));
     }
 
-    /// Whether a build of this name is one the command is about.
-    pub fn selected(&self, build: &str) -> bool {
-        !self.unselected.iter().any(|b| b == build)
+    /// Why a selection that touches none of `builds` (those the state
+    /// holds) is refused: most likely a misspelt name.
+    pub fn refuse_empty_selection<'a>(
+        &self,
+        mut builds: impl Iterator<Item = &'a str>,
+    ) -> Result<(), String> {
+        let Some((only, except)) = &self.selection else {
+            return Ok(());
+        };
+        if !self.builds.is_empty() || builds.any(|b| self.touches(b)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = self.unselected.iter().map(|b| b.name.as_str()).collect();
+        Err(format!(
+            "{}: -only {only:?} and -except {except:?} select no build; its builds are {}",
+            self.path.display(),
+            names.join(", ")
+        ))
+    }
+
+    /// Whether the command is about the state entries of `build`: a build
+    /// of the template it selected, or one gone from the template that no
+    /// selection leaves out (by its name: the state knows no more of it).
+    pub fn touches(&self, build: &str) -> bool {
+        if self.builds.iter().any(|b| b.name == build) {
+            return true;
+        }
+        if self.unselected.iter().any(|b| b.name == build) {
+            return false;
+        }
+        match &self.selection {
+            None => true,
+            Some((only, except)) => {
+                (only.is_empty() || only.iter().any(|p| wildcard(p, build)))
+                    && !except.iter().any(|p| wildcard(p, build))
+            }
+        }
     }
 }
 
@@ -107,6 +153,9 @@ pub struct Build {
     pub name: String,
     /// As written, e.g. `osc-bsu`.
     pub builder_type: String,
+    /// Other names `-only` and `-except` know it by: `BUILD.TYPE.NAME`
+    /// for a build of a named HCL2 `build` block.
+    pub aliases: Vec<String>,
     pub config: BsuConfig,
     /// Provisioners that apply to this build (after `only`/`except` and with
     /// its `override`), in order, as JSON with variables already
@@ -188,21 +237,35 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Template, TemplateErro
         let environment: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
-        let read = hcl2::read(path, &options.vars, &options.var_files, &environment, now)?;
+        let read = hcl2::read(path, options, &environment, now)?;
         let Value::Object(root) = read.root else {
             unreachable!("an HCL2 template reads into an object")
         };
-        let sensitive = read.sensitive.into_iter().map(Secret::new).collect();
+        let sensitive: Vec<Secret> = read.sensitive.into_iter().map(Secret::new).collect();
+        let hide = |mut e: TemplateError| {
+            e.message = crate::secret::mask(&e.message, sensitive.iter().map(Secret::expose));
+            e
+        };
         // Its variables are resolved: nothing of the command line is left.
-        return from_document(
+        let mut template = from_document(
             path,
             root,
             &read.positions,
             &LoadOptions::default(),
             now,
             read.template_dir,
-            sensitive,
-        );
+            sensitive.clone(),
+        )
+        .map_err(hide)?;
+        for b in &mut template.builds {
+            b.aliases = read
+                .aliases
+                .iter()
+                .filter(|(name, _)| *name == b.name)
+                .map(|(_, alias)| alias.clone())
+                .collect();
+        }
+        return Ok(template);
     }
     let whole_file = |problem: Problem| TemplateError::of_file(path, problem.to_string());
     let text = std::fs::read_to_string(path).map_err(|error| {
@@ -347,6 +410,7 @@ fn from_document(
         builds.push(Build {
             name: entry.name,
             builder_type: entry.builder_type,
+            aliases: Vec::new(),
             config,
             provisioners: build_provisioners,
             post_processors: build_post_processors,
@@ -362,6 +426,7 @@ fn from_document(
             .chain(sensitive)
             .collect(),
         unselected: Vec::new(),
+        selection: None,
     })
 }
 

@@ -148,13 +148,7 @@ impl BuildRun {
 
     /// `line` with every sensitive value replaced, as Packer does.
     pub fn mask(&self, line: &str) -> String {
-        let mut line = line.to_string();
-        for secret in &self.sensitive {
-            if !secret.expose().is_empty() {
-                line = line.replace(secret.expose(), "<sensitive>");
-            }
-        }
-        line
+        crate::secret::mask(line, self.sensitive.iter().map(Secret::expose))
     }
 }
 

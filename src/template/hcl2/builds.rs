@@ -26,7 +26,7 @@ pub(crate) const SOURCE_BLOCKS: &[&str] = &[
 ];
 
 /// Of those, the ones that may repeat: they become arrays.
-const ARRAY_BLOCKS: &[&str] = &[
+pub(crate) const ARRAY_BLOCKS: &[&str] = &[
     "launch_block_device_mappings",
     "omi_block_device_mappings",
     "filter",
@@ -57,6 +57,8 @@ const BUILD_KEYS: &[&str] = &[
 pub(crate) struct Document {
     pub root: Map<String, Json>,
     pub positions: Positions,
+    /// (build, `BUILD.TYPE.NAME`) for the builds of named `build` blocks.
+    pub aliases: Vec<(String, String)>,
 }
 
 impl Document {
@@ -424,6 +426,13 @@ pub(crate) fn builds(
                         other.build.at.file.display(),
                         other.build.at.line
                     ),
+                ));
+            }
+            if let Some(a) = build.body.attribute("name") {
+                let block_name = string(a, scope, "build")?;
+                doc.aliases.push((
+                    name.clone(),
+                    format!("{block_name}.{}.{}", source.kind, source.name),
                 ));
             }
             planned.push(Planned {

@@ -7,6 +7,7 @@ use hcl::Value;
 use hcl::eval::{Context, Evaluate};
 use hcl_edit::expr::{Expression, TraversalOperator};
 use hcl_edit::visit::{self, Visit};
+use hcl_edit::visit_mut::{self, VisitMut};
 
 use super::functions;
 use super::syntax::Attr;
@@ -18,6 +19,8 @@ pub(crate) struct Scope<'a> {
     pub ctx: Context<'a>,
     pub roots: Vec<(&'static str, Option<Vec<String>>)>,
     pub with_env: bool,
+    /// Values never shown: an error that quotes one masks it.
+    pub sensitive: Vec<String>,
 }
 
 impl<'a> Scope<'a> {
@@ -29,6 +32,7 @@ impl<'a> Scope<'a> {
             ctx,
             roots: Vec::new(),
             with_env,
+            sensitive: Vec::new(),
         }
     }
 
@@ -50,9 +54,14 @@ impl<'a> Scope<'a> {
     /// Evaluates `expr`, or says why it cannot be.
     pub fn eval(&self, expr: &Expression) -> Result<Value, String> {
         self.check_references(expr)?;
-        let mut e: hcl::Expression = expr.clone().into();
-        self.settle_lazy(&mut e);
-        e.evaluate(&self.ctx).map_err(|e| tidy(&e.to_string()))
+        let mut expr = expr.clone();
+        Arithmetic.visit_expr_mut(&mut expr);
+        Settle(self).visit_expr_mut(&mut expr);
+        let e: hcl::Expression = expr.into();
+        e.evaluate(&self.ctx).map_err(|e| {
+            let message = tidy(&e.to_string());
+            crate::secret::mask(&message, self.sensitive.iter().map(String::as_str))
+        })
     }
 
     /// Evaluates an attribute.
@@ -112,51 +121,81 @@ impl<'a> Scope<'a> {
         }
         Ok(())
     }
+}
 
-    /// Replaces each `can(…)` and `try(…)` by its value, evaluating its
-    /// arguments here, where their failure is an answer, not an error.
-    fn settle_lazy(&self, e: &mut hcl::Expression) {
-        use hcl::Expression as E;
-        match e {
-            E::FuncCall(call)
-                if call.name.namespace.is_empty()
-                    && matches!(call.name.name.as_str(), "can" | "try") =>
-            {
-                for arg in &mut call.args {
-                    self.settle_lazy(arg);
-                }
-                let value = if call.name.name.as_str() == "can" {
-                    match call.args.as_slice() {
-                        [arg] => Some(Value::Bool(arg.evaluate(&self.ctx).is_ok())),
-                        _ => None,
-                    }
-                } else {
-                    call.args.iter().find_map(|a| a.evaluate(&self.ctx).ok())
+/// Replaces arithmetic (`a + b`, `-a`, …) by calls of the functions of
+/// [`functions::ARITHMETIC`]: hcl-rs's own overflows on large integers
+/// and divides by zero (`5 % 0`), which panics; these answer an error.
+struct Arithmetic;
+
+impl VisitMut for Arithmetic {
+    fn visit_expr_mut(&mut self, node: &mut Expression) {
+        use hcl_edit::expr::{BinaryOperator as B, FuncArgs, FuncCall, UnaryOperator as U};
+        visit_mut::visit_expr_mut(self, node);
+        let call = |name: &str, args: Vec<Expression>| {
+            let mut list = FuncArgs::new();
+            for a in args {
+                list.push(a);
+            }
+            Expression::FuncCall(Box::new(FuncCall::new(
+                hcl_edit::Ident::new_unchecked(name),
+                list,
+            )))
+        };
+        let replaced = match node {
+            Expression::BinaryOp(op) => {
+                let name = match op.operator.value() {
+                    B::Plus => functions::ARITHMETIC[0],
+                    B::Minus => functions::ARITHMETIC[1],
+                    B::Mul => functions::ARITHMETIC[2],
+                    B::Div => functions::ARITHMETIC[3],
+                    B::Mod => functions::ARITHMETIC[4],
+                    _ => return,
                 };
-                if let Some(value) = value {
-                    *e = hcl::Expression::from(value);
-                }
+                call(name, vec![op.lhs_expr.clone(), op.rhs_expr.clone()])
             }
-            E::FuncCall(call) => call.args.iter_mut().for_each(|a| self.settle_lazy(a)),
-            E::Array(items) => items.iter_mut().for_each(|a| self.settle_lazy(a)),
-            E::Object(o) => o.values_mut().for_each(|a| self.settle_lazy(a)),
-            E::Parenthesis(inner) => self.settle_lazy(inner),
-            E::Conditional(c) => {
-                self.settle_lazy(&mut c.cond_expr);
-                self.settle_lazy(&mut c.true_expr);
-                self.settle_lazy(&mut c.false_expr);
+            Expression::UnaryOp(op) if *op.operator.value() == U::Neg => {
+                call(functions::ARITHMETIC[5], vec![op.expr.clone()])
             }
-            E::Operation(op) => match op.as_mut() {
-                hcl::expr::Operation::Unary(u) => self.settle_lazy(&mut u.expr),
-                hcl::expr::Operation::Binary(b) => {
-                    self.settle_lazy(&mut b.lhs_expr);
-                    self.settle_lazy(&mut b.rhs_expr);
-                }
-            },
-            E::Traversal(t) => self.settle_lazy(&mut t.expr),
-            _ => {}
+            _ => return,
+        };
+        *node = replaced;
+    }
+}
+
+/// Replaces each `can(…)` and `try(…)` by its value, its arguments
+/// evaluated here, where their failure is an answer, not an error. Inside a
+/// `for`, whose names are known only as it runs, they are left to the
+/// functions of the same names, which evaluate their arguments as any
+/// function does.
+struct Settle<'s, 'a>(&'s Scope<'a>);
+
+impl VisitMut for Settle<'_, '_> {
+    fn visit_expr_mut(&mut self, node: &mut Expression) {
+        visit_mut::visit_expr_mut(self, node);
+        let Expression::FuncCall(call) = node else {
+            return;
+        };
+        let name = call.name.name.as_str();
+        if !call.name.namespace.is_empty() || !matches!(name, "can" | "try") {
+            return;
+        }
+        let ctx = &self.0.ctx;
+        let value = |arg: &Expression| hcl::Expression::from(arg.clone()).evaluate(ctx).ok();
+        let args: Vec<&Expression> = call.args.iter().collect();
+        let settled = match (name, args.as_slice()) {
+            ("can", [arg]) => Some(Value::Bool(value(arg).is_some())),
+            ("try", args) => args.iter().find_map(|a| value(a)),
+            _ => None,
+        };
+        if let Some(v) = settled {
+            *node = Expression::from(hcl::Expression::from(v));
         }
     }
+
+    fn visit_for_expr_mut(&mut self, _: &mut hcl_edit::expr::ForExpr) {}
+
+    fn visit_for_directive_mut(&mut self, _: &mut hcl_edit::template::ForDirective) {}
 }
 
 /// The `root.attr` references of `expr` (`attr` when the first step is an
@@ -241,13 +280,59 @@ fn is_local_name(expr: &Expression, name: &str) -> bool {
 
 /// hcl-rs's messages, with the expression dump some of them carry cut.
 fn tidy(message: &str) -> String {
-    match message.split_once(" in expression `") {
+    let mut message = match message.split_once(" in expression `") {
         Some((head, _)) => head.to_string(),
         None => message.to_string(),
+    };
+    // The operators osci evaluates as functions are named as written.
+    for (name, operator) in functions::ARITHMETIC
+        .iter()
+        .zip(["+", "-", "*", "/", "%", "-"])
+    {
+        message = message.replace(
+            &format!("function `{name}`"),
+            &format!("operator `{operator}`"),
+        );
     }
+    message
 }
 
 /// An HCL value as JSON.
 pub(crate) fn to_json(value: &Value) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(text: &str) -> Result<Value, String> {
+        let mut scope = Scope::new(false);
+        let mut var = hcl::Map::new();
+        var.insert("m".to_string(), Value::Object(hcl::Map::new()));
+        var.insert("name".to_string(), Value::from("web"));
+        scope.object("var", var);
+        scope.eval(&hcl_edit::parser::parse_expr(text).unwrap())
+    }
+
+    #[test]
+    fn can_and_try_answer_for_what_fails() {
+        assert_eq!(eval(r#"try(var.m.env, "dev")"#), Ok(Value::from("dev")));
+        assert_eq!(
+            eval(r#""img-${try(var.m.env, "dev")}""#),
+            Ok(Value::from("img-dev"))
+        );
+        assert_eq!(eval("can(var.m.env)"), Ok(Value::Bool(false)));
+        assert_eq!(eval("can(var.name)"), Ok(Value::Bool(true)));
+        assert_eq!(
+            eval(r#"[for s in ["a"] : try(upper(s), "x")]"#),
+            Ok(Value::from_iter(["A"]))
+        );
+        let e = eval("var.nme").unwrap_err();
+        assert!(e.contains("did you mean `var.name`?"), "{e}");
+        let e = eval(r#""a" * 2"#).unwrap_err();
+        assert!(e.contains("operator `*`") && !e.contains("osci__"), "{e}");
+        let e = eval("lenght([])").unwrap_err();
+        assert!(e.contains("did you mean `length`?"), "{e}");
+    }
 }

@@ -25,7 +25,6 @@ pub fn format(path: &Path, text: &str) -> Result<String, FmtError> {
         path: path.to_path_buf(),
         message,
     };
-    super::syntax::check_depth(text).map_err(|(line, e)| error(format!("line {line}: {e}")))?;
     let before: hcl::Body = text
         .parse()
         .map_err(|e: hcl::Error| error(format!("does not parse: {e}")))?;

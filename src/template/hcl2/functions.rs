@@ -13,25 +13,49 @@ use hcl::eval::{Context, FuncDef, ParamType};
 use sha2::Digest;
 use time::OffsetDateTime;
 
+/// How many list elements the functions that make lists of any size
+/// (`range`, `split`) may make in one load: a template nesting them in
+/// `for` expressions must fail, not exhaust the memory.
+const BUDGET: u64 = 1_000_000;
+
 thread_local! {
     /// The clock reading of the load under way on this thread.
     static NOW: Cell<Option<OffsetDateTime>> = const { Cell::new(None) };
+    /// What is left of [`BUDGET`] in the load under way.
+    static LEFT: Cell<u64> = const { Cell::new(BUDGET) };
 }
 
-/// Sets the clock `timestamp()` reads for as long as the guard lives.
-pub(crate) struct Clock;
+/// The clock `timestamp()` reads, and a fresh budget, for as long as the
+/// guard lives.
+pub(crate) struct Load;
 
-impl Clock {
-    pub fn set(now: OffsetDateTime) -> Clock {
+impl Load {
+    pub fn start(now: OffsetDateTime) -> Load {
         NOW.with(|c| c.set(Some(now)));
-        Clock
+        LEFT.with(|c| c.set(BUDGET));
+        Load
     }
 }
 
-impl Drop for Clock {
+impl Drop for Load {
     fn drop(&mut self) {
         NOW.with(|c| c.set(None));
+        LEFT.with(|c| c.set(BUDGET));
     }
+}
+
+/// Takes `n` elements from the budget, or says that the load makes too
+/// many.
+fn spend(n: usize) -> Result<(), String> {
+    LEFT.with(|c| match c.get().checked_sub(n as u64) {
+        Some(left) => {
+            c.set(left);
+            Ok(())
+        }
+        None => Err(format!(
+            "the template makes more than {BUDGET} list elements with range() and split()"
+        )),
+    })
 }
 
 fn now() -> OffsetDateTime {
@@ -39,9 +63,11 @@ fn now() -> OffsetDateTime {
         .unwrap_or_else(OffsetDateTime::now_utc)
 }
 
-/// The names of the functions, for suggestions.
+/// The names of the functions a template may call (and those arithmetic
+/// becomes), for the check of calls and suggestions.
 pub(crate) fn names(with_env: bool) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = TABLE.iter().map(|(n, _)| *n).collect();
+    names.extend(ARITHMETIC);
     if with_env {
         names.push("env");
     }
@@ -134,9 +160,9 @@ const TABLE: &[(&str, Def)] = &[
     }),
     ("split", || {
         f(&[S, S], |a| {
-            Ok(Value::Array(
-                s(&a[1])?.split(s(&a[0])?).map(Value::from).collect(),
-            ))
+            let parts: Vec<Value> = s(&a[1])?.split(s(&a[0])?).map(Value::from).collect();
+            spend(parts.len())?;
+            Ok(Value::Array(parts))
         })
     }),
     ("join", || {
@@ -381,11 +407,9 @@ const TABLE: &[(&str, Def)] = &[
             let mut out = Vec::new();
             let mut x = start;
             while (step > 0.0 && x < end) || (step < 0.0 && x > end) {
+                spend(1)?;
                 out.push(number(x)?);
                 x += step;
-                if out.len() > 1_000_000 {
-                    return Err("more than a million elements".into());
-                }
             }
             Ok(Value::Array(out))
         })
@@ -594,7 +618,6 @@ const TABLE: &[(&str, Def)] = &[
             let path = s(&a[0])?;
             let text = std::fs::read_to_string(expand(path))
                 .map_err(|e| format!("reading {path}: {e}"))?;
-            super::syntax::check_depth(&text).map_err(|(line, e)| format!("{path}:{line}: {e}"))?;
             let template: hcl::Template = text
                 .parse()
                 .map_err(|e: hcl::Error| format!("{path}: {e}"))?;
@@ -641,11 +664,74 @@ const TABLE: &[(&str, Def)] = &[
     ("pathexpand", || f(&[S], |a| Ok(expand(s(&a[0])?).into()))),
 ];
 
+/// What `+`, `-`, `*`, `/`, `%` and unary `-` become before evaluation
+/// (see `eval::Arithmetic`): integers stay exact while they fit, the rest
+/// is floating point, and what has no finite answer is an error.
+pub(crate) const ARITHMETIC: [&str; 6] = [
+    "osci__add",
+    "osci__sub",
+    "osci__mul",
+    "osci__div",
+    "osci__mod",
+    "osci__neg",
+];
+
+fn arithmetic(a: &Value, b: &Value, op: usize) -> Result<Value, String> {
+    let (x, y) = (num(a)?, num(b)?);
+    let ints = |v: &Value| match v {
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    };
+    if let (Some(i), Some(j)) = (ints(a), ints(b)) {
+        let exact = match op {
+            0 => i.checked_add(j),
+            1 => i.checked_sub(j),
+            2 => i.checked_mul(j),
+            4 if j == 0 => return Err("modulo by zero".into()),
+            4 => i.checked_rem(j),
+            _ => None,
+        };
+        if let Some(v) = exact {
+            return Ok(Value::from(v));
+        }
+    }
+    let v = match op {
+        0 => x + y,
+        1 => x - y,
+        2 => x * y,
+        3 if y == 0.0 => return Err("division by zero".into()),
+        3 => x / y,
+        _ if y == 0.0 => return Err("modulo by zero".into()),
+        _ => x % y,
+    };
+    hcl::Number::from_f64(v)
+        .map(Value::Number)
+        .ok_or_else(|| "the result is out of range".into())
+}
+
 /// Declares every function (and `env`, with `with_env`).
 pub(crate) fn declare(ctx: &mut Context, with_env: bool) {
     for (name, def) in TABLE {
         ctx.declare_func(*name, def());
     }
+    let ops: [hcl::eval::Func; 5] = [
+        |a| arithmetic(&a[0], &a[1], 0),
+        |a| arithmetic(&a[0], &a[1], 1),
+        |a| arithmetic(&a[0], &a[1], 2),
+        |a| arithmetic(&a[0], &a[1], 3),
+        |a| arithmetic(&a[0], &a[1], 4),
+    ];
+    for (name, op) in ARITHMETIC.iter().zip(ops) {
+        ctx.declare_func(*name, f(&[N, N], op));
+    }
+    ctx.declare_func(
+        ARITHMETIC[5],
+        f(&[N], |a| arithmetic(&Value::from(0), &a[0], 1)),
+    );
+    // Where `can` and `try` could not be settled beforehand (inside a
+    // `for`), their arguments are evaluated as any function's are.
+    ctx.declare_func("can", f(&[Any], |_| Ok(Value::Bool(true))));
+    ctx.declare_func("try", variadic(&[Any], Any, |a| Ok(a[0].clone())));
     if with_env {
         ctx.declare_func(
             "env",
@@ -847,7 +933,8 @@ fn format(spec: &str, args: &[Value]) -> Result<String, String> {
                 let precision = flags
                     .split_once('.')
                     .and_then(|(_, p)| p.parse::<usize>().ok())
-                    .unwrap_or(6);
+                    .unwrap_or(6)
+                    .min(100);
                 format!("{:.*}", precision, num(arg)?)
             }
             other => return Err(format!("unsupported format verb %{other}")),
@@ -1061,8 +1148,47 @@ mod tests {
     }
 
     #[test]
+    fn arithmetic_answers_errors_not_panics() {
+        let eval = |e: &str| {
+            let mut scope = super::super::eval::Scope::new(false);
+            scope.sensitive.clear();
+            scope.eval(&hcl_edit::parser::parse_expr(e).unwrap())
+        };
+        assert_eq!(eval("1 + 2 * 3"), Ok(Value::from(7)));
+        assert_eq!(eval("7 % 4 - -1"), Ok(Value::from(4)));
+        assert_eq!(eval("1 / 4"), Ok(Value::from(0.25)));
+        assert_eq!(eval("\"n-${2 * 21}\""), Ok(Value::from("n-42")));
+        for bad in [
+            "5 % 0",
+            "1 / 0",
+            "1e308 * 10",
+            "-9223372036854775808 - 1e308 * 1e10",
+        ] {
+            assert!(eval(bad).is_err(), "{bad}");
+        }
+        // Too large for an integer: floating point.
+        assert!(eval("9223372036854775807 + 1").is_ok());
+        assert!(eval("-(-9223372036854775808)").is_ok());
+    }
+
+    #[test]
+    fn a_load_makes_a_bounded_number_of_elements() {
+        let _load = Load::start(OffsetDateTime::now_utc());
+        let e = eval("[for i in range(2000) : range(2000)]").unwrap_err();
+        assert!(e.contains("more than 1000000 list elements"), "{e}");
+        assert!(
+            eval("format(\"%.999999999f\", 1)")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .len()
+                < 200
+        );
+    }
+
+    #[test]
     fn timestamp_reads_the_clock_of_the_load() {
-        let _clock = Clock::set(time::macros::datetime!(2024-05-06 07:08:09 UTC));
+        let _load = Load::start(time::macros::datetime!(2024-05-06 07:08:09 UTC));
         assert_eq!(
             eval("timestamp()").unwrap(),
             Value::from("2024-05-06T07:08:09Z")

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Map;
 use time::OffsetDateTime;
 
-use super::TemplateError;
 use super::interpolate::suggest;
 use super::json::Positions;
+use super::{LoadOptions, TemplateError};
 use builds::Document;
 use eval::Scope;
 use syntax::Block;
@@ -41,6 +41,8 @@ pub(crate) struct Read {
     pub sensitive: Vec<String>,
     /// Where relative paths of scripts and files are read from.
     pub template_dir: PathBuf,
+    /// (build, `BUILD.TYPE.NAME`) for the builds of named `build` blocks.
+    pub aliases: Vec<(String, String)>,
 }
 
 const TOP_BLOCKS: &[&str] = &[
@@ -58,12 +60,11 @@ const TOP_BLOCKS: &[&str] = &[
 /// command line and the environment give its variables.
 pub(crate) fn read(
     path: &Path,
-    flags: &[(String, String)],
-    var_files: &[PathBuf],
+    options: &LoadOptions,
     environment: &[(String, String)],
     now: OffsetDateTime,
 ) -> Result<Read, TemplateError> {
-    let _clock = functions::Clock::set(now);
+    let _load = functions::Load::start(now);
     let whole = |message: String| TemplateError::of_file(path, message);
     let (files, dir) = if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
@@ -88,17 +89,23 @@ pub(crate) fn read(
         };
         (vec![path.to_path_buf()], dir)
     };
-    let mut auto_files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    let name = p.to_string_lossy();
-                    name.ends_with(".auto.pkrvars.hcl") || name.ends_with(".auto.pkrvars.json")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // As in Packer, a folder's `*.auto.pkrvars.*` files are read; a
+    // template given as a file has none.
+    let mut auto_files: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        let name = p.to_string_lossy();
+                        name.ends_with(".auto.pkrvars.hcl") || name.ends_with(".auto.pkrvars.json")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     auto_files.sort();
 
     let mut blocks: Vec<Block> = Vec::new();
@@ -160,8 +167,7 @@ pub(crate) fn read(
     let variables = vars::resolve(
         &declared,
         &vars::Given {
-            flags,
-            files: var_files,
+            options,
             auto_files: &auto_files,
             environment,
             template: path,
@@ -170,6 +176,7 @@ pub(crate) fn read(
     let mut sensitive = variables.sensitive;
 
     let mut scope = Scope::new(false);
+    scope.sensitive = sensitive.clone();
     scope.object("var", variables.values);
     let mut root_dir = hcl::Map::new();
     root_dir.insert(
@@ -211,6 +218,7 @@ pub(crate) fn read(
     scope.value("data", builds::data_values(&data));
     let locals = vars::locals(&of(&["locals", "local"]))?;
     vars::evaluate_locals(&locals, &mut scope, &mut sensitive)?;
+    scope.sensitive = sensitive.clone();
 
     let sources = of(&["source"])
         .into_iter()
@@ -238,6 +246,7 @@ pub(crate) fn read(
     let mut doc = Document {
         root: Map::new(),
         positions: Positions::default(),
+        aliases: Vec::new(),
     };
     builds::builds(&build_blocks, &sources, &data, &mut scope, &mut doc)?;
     let template_dir = std::path::absolute(&dir).map_err(|e| whole(e.to_string()))?;
@@ -246,5 +255,6 @@ pub(crate) fn read(
         positions: doc.positions,
         sensitive,
         template_dir,
+        aliases: doc.aliases,
     })
 }

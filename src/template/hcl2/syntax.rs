@@ -121,40 +121,9 @@ impl<'a> Lines<'a> {
     }
 }
 
-/// How deep brackets may nest: the parser recurses, and a file nested
-/// deeper than any template needs must not exhaust the stack.
-const MAX_DEPTH: usize = 128;
-
-/// Refuses text whose brackets nest deeper than [`MAX_DEPTH`], with the
-/// line where they do (a bracket in a string counts too: no template has
-/// that many in a row).
-pub(crate) fn check_depth(text: &str) -> Result<(), (usize, String)> {
-    let mut depth = 0usize;
-    let mut line = 1;
-    for c in text.chars() {
-        match c {
-            '\n' => line += 1,
-            '{' | '[' | '(' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Err((line, format!("brackets nest more than {MAX_DEPTH} deep")));
-                }
-            }
-            '}' | ']' | ')' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Reads a native-syntax file.
+/// Reads a native-syntax file. (hcl-edit bounds how deep expressions and
+/// blocks nest, so no input exhausts the stack.)
 pub(crate) fn parse_native(path: &Path, text: &str) -> Result<Body, TemplateError> {
-    if let Err((line, message)) = check_depth(text) {
-        return Err(TemplateError {
-            line: Some(line),
-            ..TemplateError::of_file(path, message)
-        });
-    }
     let file = Arc::new(path.to_path_buf());
     let body = hcl_edit::parser::parse_body(text).map_err(|e| {
         let location = e.location();
@@ -250,7 +219,7 @@ pub(crate) fn parse_json(path: &Path, text: &str, top_blocks: bool) -> Result<Bo
     let mut json = JsonReader { pos_of: &pos_of };
     if top_blocks {
         let mut body = Body::default();
-        for (kind, v) in &root {
+        for (kind, v) in json.in_order(&root, &[]) {
             let path = vec![crate::template::error::Seg::Key(kind.clone())];
             json.blocks(
                 kind,
@@ -272,6 +241,23 @@ struct JsonReader<'a, F: Fn(&[crate::template::error::Seg]) -> Pos> {
 }
 
 impl<F: Fn(&[crate::template::error::Seg]) -> Pos> JsonReader<'_, F> {
+    /// An object's entries in the order the file has them (serde_json's
+    /// map sorts them): blocks run in that order.
+    fn in_order<'v>(
+        &self,
+        object: &'v serde_json::Map<String, Value>,
+        path: &[crate::template::error::Seg],
+    ) -> Vec<(&'v String, &'v Value)> {
+        let mut entries: Vec<(&String, &Value)> = object.iter().collect();
+        entries.sort_by_key(|(k, _)| {
+            let mut p = path.to_vec();
+            p.push(crate::template::error::Seg::Key((*k).clone()));
+            let at = (self.pos_of)(&p);
+            (at.line, at.column)
+        });
+        entries
+    }
+
     /// The blocks of `kind` under `value`: `labels` more levels of objects
     /// keyed by label, then a body (or an array of bodies).
     fn blocks(
@@ -279,22 +265,35 @@ impl<F: Fn(&[crate::template::error::Seg]) -> Pos> JsonReader<'_, F> {
         kind: &str,
         value: &Value,
         labels: usize,
-        mut have: Vec<String>,
+        have: Vec<String>,
         path: &[crate::template::error::Seg],
         out: &mut Vec<Block>,
     ) -> Result<(), TemplateError> {
         use crate::template::error::Seg;
         let at = (self.pos_of)(path);
         if labels > 0 {
-            let Value::Object(by_label) = value else {
-                return Err(at.error(None, Some(kind), "expected an object keyed by label"));
-            };
-            for (label, v) in by_label {
-                let mut p = path.to_vec();
-                p.push(Seg::Key(label.clone()));
-                let mut with = have.clone();
-                with.push(label.clone());
-                self.blocks(kind, v, labels - 1, with, &p, out)?;
+            match value {
+                Value::Object(by_label) => {
+                    for (label, v) in self.in_order(by_label, path) {
+                        let mut p = path.to_vec();
+                        p.push(Seg::Key(label.clone()));
+                        let mut with = have.clone();
+                        with.push(label.clone());
+                        self.blocks(kind, v, labels - 1, with, &p, out)?;
+                    }
+                }
+                // `[{"shell": {…}}, {"file": {…}}]`: the way to keep an
+                // order across labels.
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let mut p = path.to_vec();
+                        p.push(Seg::Index(i));
+                        self.blocks(kind, item, labels, have.clone(), &p, out)?;
+                    }
+                }
+                _ => {
+                    return Err(at.error(None, Some(kind), "expected an object keyed by label"));
+                }
             }
             return Ok(());
         }
@@ -318,7 +317,7 @@ impl<F: Fn(&[crate::template::error::Seg]) -> Pos> JsonReader<'_, F> {
             let at = (self.pos_of)(&p);
             out.push(Block {
                 kind: kind.to_string(),
-                labels: std::mem::take(&mut have),
+                labels: have.clone(),
                 body: self.body(kind, o, &p)?,
                 at,
             });
@@ -335,7 +334,7 @@ impl<F: Fn(&[crate::template::error::Seg]) -> Pos> JsonReader<'_, F> {
         use crate::template::error::Seg;
         let mut body = Body::default();
         let nested = nested_blocks(kind);
-        for (key, v) in object {
+        for (key, v) in self.in_order(object, path) {
             let mut p = path.to_vec();
             p.push(Seg::Key(key.clone()));
             let at = (self.pos_of)(&p);
@@ -386,27 +385,124 @@ fn json_to_hcl(value: &Value) -> String {
     }
 }
 
-/// `s` as a quoted HCL template: its `${…}` and `%{…}` stay live.
+/// `s`, the text of an HCL template (a JSON string's), quoted: its
+/// literal text escaped, its `${…}` and `%{…}` as they are, since their
+/// expressions are HCL already (`${format("%s", var.v)}`).
 pub(crate) fn quote_template(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let marker = matches!(c, '$' | '%');
+        if marker && chars.peek() == Some(&c) {
+            // `$${` and `%%{` stand for literal `${` and `%{`.
+            out.push(c);
+            out.push(chars.next().unwrap_or(c));
+            continue;
         }
+        if marker && chars.peek() == Some(&'{') {
+            // Copy the interpolation up to its closing brace, with the
+            // strings and braces inside it.
+            out.push(c);
+            let mut depth = 0usize;
+            let mut in_string = false;
+            while let Some(d) = chars.next() {
+                out.push(d);
+                match d {
+                    '\\' if in_string => {
+                        if let Some(e) = chars.next() {
+                            out.push(e);
+                        }
+                    }
+                    '"' => in_string = !in_string,
+                    '{' if !in_string => depth += 1,
+                    '}' if !in_string => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        escape(c, &mut out);
     }
     out.push('"');
     out
 }
 
+fn escape(c: char, out: &mut String) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push(c),
+    }
+}
+
 /// `s` as a quoted HCL string that means exactly `s`: `${` and `%{` are
 /// escaped as `$${` and `%%{`.
 pub(crate) fn quote_literal(s: &str) -> String {
-    quote_template(&s.replace("${", "$${").replace("%{", "%%{"))
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.replace("${", "$${").replace("%{", "%%{").chars() {
+        escape(c, &mut out);
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expr(json: &str) -> String {
+        let v: Value = serde_json::from_str(json).unwrap();
+        json_expression(&v).unwrap().to_string()
+    }
+
+    #[test]
+    fn json_strings_are_templates() {
+        assert_eq!(
+            expr(r#""${format(\"g-%s\", var.v)} say \"hi\"""#),
+            r#""${format("g-%s", var.v)} say \"hi\"""#
+        );
+        assert_eq!(expr(r#""$${not} %%{this}""#), r#""$${not} %%{this}""#);
+        assert_eq!(expr(r#"{"a": ["x\ny"]}"#), r#"{"a" = ["x\ny"]}"#);
+    }
+
+    #[test]
+    fn json_blocks_keep_the_files_order() {
+        let text = r#"{"build": {"sources": ["source.x.y"],
+            "provisioner": [{"shell": {"inline": ["b"]}}, {"file": {"source": "a"}}],
+            "post-processor": {"shell-local": [{"inline": ["1"]}, {"inline": ["2"]}]}}}"#;
+        let body = parse_json(Path::new("t.pkr.json"), text, true).unwrap();
+        let build = &body.blocks[0];
+        let kinds: Vec<(String, Vec<String>)> = build
+            .body
+            .blocks
+            .iter()
+            .map(|b| (b.kind.clone(), b.labels.clone()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("provisioner".to_string(), vec!["shell".to_string()]),
+                ("provisioner".to_string(), vec!["file".to_string()]),
+                (
+                    "post-processor".to_string(),
+                    vec!["shell-local".to_string()]
+                ),
+                (
+                    "post-processor".to_string(),
+                    vec!["shell-local".to_string()]
+                ),
+            ]
+        );
+    }
 }

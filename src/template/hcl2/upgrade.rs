@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::builds::SOURCE_BLOCKS;
+use super::builds::{ARRAY_BLOCKS, SOURCE_BLOCKS};
 use super::syntax::quote_literal;
 
 /// Why a template cannot be upgraded.
@@ -23,12 +23,6 @@ pub struct UpgradeError {
     pub path: std::path::PathBuf,
     pub message: String,
 }
-
-const ARRAY_BLOCKS: &[&str] = &[
-    "launch_block_device_mappings",
-    "omi_block_device_mappings",
-    "filter",
-];
 
 /// The HCL2 text of the JSON template at `path`, formatted as `fmt` would.
 pub fn upgrade(path: &Path) -> Result<String, UpgradeError> {

@@ -14,8 +14,8 @@ use hcl::Value;
 use super::eval::{Scope, references};
 use super::syntax::{self, Attr, Block, Body, Pos};
 use super::types::Type;
-use crate::template::TemplateError;
 use crate::template::interpolate::suggest;
+use crate::template::{Given as CmdLine, LoadOptions, TemplateError};
 
 const VARIABLE_KEYS: &[&str] = &["type", "default", "description", "sensitive", "nullable"];
 
@@ -44,8 +44,8 @@ pub(crate) struct Variables {
 
 /// What `-var`, `-var-file` and the environment give.
 pub(crate) struct Given<'a> {
-    pub flags: &'a [(String, String)],
-    pub files: &'a [PathBuf],
+    /// `-var` and `-var-file`, and the order they came in.
+    pub options: &'a LoadOptions,
     /// `*.auto.pkrvars.hcl` and `*.auto.pkrvars.json` beside the template.
     pub auto_files: &'a [PathBuf],
     pub environment: &'a [(String, String)],
@@ -129,7 +129,19 @@ pub(crate) fn resolve(blocks: &[&Block], given: &Given) -> Result<Variables, Tem
             values.insert(d.name.clone(), (v, Source::Environment));
         }
     }
-    for file in given.auto_files.iter().chain(given.files) {
+    let options = given.options;
+    let order: Vec<CmdLine> = if options.order.is_empty() {
+        // No order said: the files, then the flags.
+        (0..options.var_files.len())
+            .map(CmdLine::File)
+            .chain((0..options.vars.len()).map(CmdLine::Var))
+            .collect()
+    } else {
+        options.order.clone()
+    };
+    let assign_file = |file: &Path,
+                       values: &mut BTreeMap<String, (Value, Source)>|
+     -> Result<(), TemplateError> {
         for attr in var_file(file)? {
             if !declared.iter().any(|d| d.name == attr.name) {
                 tracing::warn!(
@@ -145,8 +157,24 @@ pub(crate) fn resolve(blocks: &[&Block], given: &Given) -> Result<Variables, Tem
                 .map_err(|e| attr.at.error(None, Some(&attr.name), e))?;
             values.insert(attr.name.clone(), (v, Source::File(attr.at.clone())));
         }
+        Ok(())
+    };
+    for file in given.auto_files {
+        assign_file(file, &mut values)?;
     }
-    for (name, raw) in given.flags {
+    for given_now in order {
+        let (name, raw) = match given_now {
+            CmdLine::File(i) => {
+                if let Some(file) = options.var_files.get(i) {
+                    assign_file(file, &mut values)?;
+                }
+                continue;
+            }
+            CmdLine::Var(i) => match options.vars.get(i) {
+                Some((name, raw)) => (name, raw),
+                None => continue,
+            },
+        };
         let Some(d) = declared.iter().find(|d| &d.name == name) else {
             let names: Vec<&str> = declared.iter().map(|d| d.name.as_str()).collect();
             let hint = match suggest(name, names.iter().copied()) {
@@ -158,8 +186,10 @@ pub(crate) fn resolve(blocks: &[&Block], given: &Given) -> Result<Variables, Tem
                 &format!("-var {name}: not a variable of the template{hint}"),
             ));
         };
-        let v = from_text(raw, &d.kind)
-            .map_err(|e| flag_error(given.template, &format!("-var {name}: {e}")))?;
+        let v = from_text(raw, &d.kind).map_err(|e| {
+            let e = hide(d, &e, &[raw.as_str()]);
+            flag_error(given.template, &format!("-var {name}: {e}"))
+        })?;
         values.insert(name.clone(), (v, Source::Flag));
     }
 
@@ -180,7 +210,11 @@ pub(crate) fn resolve(blocks: &[&Block], given: &Given) -> Result<Variables, Tem
                 ),
             ));
         };
+        let mut shown = Vec::new();
+        strings(&value, &mut shown);
         let from = |message: String| -> TemplateError {
+            let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
+            let message = hide(d, &message, &shown);
             match &source {
                 Source::File(at) => at.error(None, Some(&d.name), message),
                 Source::Default => d.block.at.error(describe.clone(), Some("default"), message),
@@ -270,7 +304,6 @@ fn from_text(raw: &str, kind: &Type) -> Result<Value, String> {
     if kind.is_primitive() || matches!(kind, Type::Any) && !looks_structured(raw) {
         return kind.convert(Value::String(raw.to_string()));
     }
-    syntax::check_depth(raw).map_err(|(_, e)| e)?;
     let expr = hcl_edit::parser::parse_expr(raw)
         .map_err(|e| format!("{raw:?} does not read as a value: {}", e.message()))?;
     Scope::new(false).eval(&expr)
@@ -301,14 +334,25 @@ fn var_file(path: &Path) -> Result<Vec<Attr>, TemplateError> {
     Ok(body.attributes)
 }
 
+/// `message` with the values of a sensitive variable hidden.
+fn hide(d: &Declared, message: &str, values: &[&str]) -> String {
+    if d.sensitive {
+        crate::secret::mask(message, values.iter().copied())
+    } else {
+        message.to_string()
+    }
+}
+
 fn flag_error(template: &Path, message: &str) -> TemplateError {
     TemplateError::of_file(template, message)
 }
 
+/// The texts of a value to mask: its strings, and its numbers long enough
+/// not to mask every small number of the output.
 fn strings(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s) if !s.is_empty() => out.push(s.clone()),
-        Value::Number(n) => out.push(n.to_string()),
+        Value::Number(n) if n.to_string().len() >= 4 => out.push(n.to_string()),
         Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
         Value::Object(o) => o.values().for_each(|v| strings(v, out)),
         _ => {}
