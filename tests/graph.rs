@@ -272,16 +272,9 @@ async fn user_data_is_encoded_once() {
 fn a_terminal_gets_a_live_view() {
     let w = Workspace::new();
     w.template(json!({"skip_create_omi": true}));
-    let command = format!("{} apply --auto-approve t.json", env!("CARGO_BIN_EXE_osci"));
-    // `script` gives osci a pseudo-terminal and copies what it draws.
-    let out = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(w.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", w.path())
+    let out = w
+        .terminal("apply --auto-approve t.json")
         .env("OSCI_SIM_LATENCY_SCALE", "0.2")
-        .env("TERM", "xterm")
         .output()
         .unwrap();
     let screen = String::from_utf8_lossy(&out.stdout);

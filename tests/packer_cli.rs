@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::workspace::*;
 use serde_json::{Value, json};
@@ -192,14 +192,8 @@ async fn build_force_and_on_error_abort() {
 /// `answer` once the on-error question shows; returns the screen and
 /// whether osci succeeded.
 fn on_a_terminal(w: &Workspace, faults: &str, args: &str, answer: &str) -> (String, bool) {
-    let command = format!("{} {args}", env!("CARGO_BIN_EXE_osci"));
-    let mut child = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(w.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", w.path())
-        .env("OSCI_SIM_LATENCY_SCALE", "0")
+    let mut child = w
+        .terminal(args)
         .env("OSCI_SIM_FAULTS", faults)
         .env("NO_COLOR", "1")
         .env("TERM", "dumb")
@@ -363,16 +357,9 @@ fn color_false_on_a_terminal() {
     let w = Workspace::new();
     w.template(json!({}));
     let screen = |flags: &str| {
-        let command = format!("{} {flags} plan t.json", env!("CARGO_BIN_EXE_osci"));
-        let out = Command::new("script")
-            .args(["-qec", &command, "/dev/null"])
-            .current_dir(w.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", w.path())
-            .env("OSCI_SIM_LATENCY_SCALE", "0")
+        let out = w
+            .terminal(&format!("{flags} plan t.json"))
             .env("OSCI_LOG", "osci=debug")
-            .env("TERM", "xterm")
             .output()
             .unwrap();
         assert!(out.status.success());

@@ -85,6 +85,21 @@ impl Workspace {
         c
     }
 
+    /// osci with `args` on a pseudo-terminal (`script` gives it one and
+    /// copies what it draws to its own stdout), as a person runs it.
+    pub fn terminal(&self, args: &str) -> Command {
+        let command = format!("{} {args}", env!("CARGO_BIN_EXE_osci"));
+        let mut c = Command::new("script");
+        c.args(["-qec", &command, "/dev/null"])
+            .current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("OSCI_SIM_LATENCY_SCALE", "0")
+            .env("TERM", "xterm");
+        c
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.osci().args(args).output().unwrap()
     }
