@@ -4,6 +4,7 @@
 pub mod builders;
 pub mod engine;
 pub mod graph;
+pub mod mbr;
 pub mod oapi;
 pub mod plan;
 pub mod postprocess;

@@ -2,7 +2,8 @@
 //! the answer reaches it, for every k in turn; then `osci destroy` must
 //! leave the account as it was. The simulator runs in osci's process
 //! (`sim://`), so its `crash:k` fault ends osci exactly there. Every builder
-//! runs through the same sweep.
+//! runs through the same sweep; the chroot builder's must also leave no
+//! mount, loop device or device name on this machine.
 
 mod common;
 
@@ -20,8 +21,20 @@ fn builds() -> Vec<(&'static str, Value)> {
             "bsu over ssh",
             json!({"communicator": "ssh", "ssh_username": "outscale", "ssh_timeout": "20s"}),
         ));
+        // On this machine's block devices, mounted under the workspace.
+        builds.push((
+            "chroot",
+            json!({
+                "type": "outscale-chroot", "vm_type": null, "communicator": null,
+                "mount_path": "mnt/{{.Device}}",
+                "root_volume_tags": {"Name": "chroot"},
+            }),
+        ));
     } else {
-        eprintln!("skipped the sweep of bsu over ssh: simulated VMs answer SSH only as root");
+        eprintln!(
+            "skipped the sweep of bsu over ssh and of chroot: simulated VMs answer SSH, and \
+             volumes link to this machine, only as root"
+        );
     }
     builds
 }
@@ -70,6 +83,11 @@ async fn destroy_after_a_crash_at_any_call_leaves_the_account_as_it_was() {
             assert!(
                 left.is_empty(),
                 "{builder}, crash after call {k}: destroy left {left:?}"
+            );
+            let on_host = host_leftovers(&w);
+            assert!(
+                on_host.is_empty(),
+                "{builder}, crash after call {k}: destroy left on this machine {on_host:?}"
             );
             assert_eq!(
                 catalogue, 4,

@@ -194,9 +194,11 @@ async fn provisioned_files_reach_a_vm_launched_from_the_omi() {
 
     let (keypair, key, group) = login_kit(&client, "check").await;
     let vm = launch(&client, &image.image_id, &keypair, &group).await;
-    let session = ssh::connect(&settings(vm.public_ip.as_deref().unwrap(), key), &|| false)
-        .await
-        .unwrap();
+    let session = osci::provision::Session::Ssh(Box::new(
+        ssh::connect(&settings(vm.public_ip.as_deref().unwrap(), key), &|| false)
+            .await
+            .unwrap(),
+    ));
     assert_eq!(
         session.download("/etc/motd").await.unwrap(),
         MOTD.as_bytes()

@@ -7,28 +7,25 @@
 //! walks the graph and removes the ephemeral nodes when they are no longer
 //! needed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
 use super::steps::image::{self, From, Omi};
-use super::steps::permissions::{self, Of};
 use super::steps::provision::Provisioning;
 use super::steps::vm::Launch;
 use super::steps::{
-    BuildRun, keypair, post_process, provision, public_ip, run, security_group, snapshot, source,
-    stop, tags, vm, volume,
+    BuildRun, keypair, provision, public_ip, run, security_group, snapshot, source, stop, vm,
+    volume,
 };
-use super::{Builder, Declare, Declared, communicator};
-use crate::graph::{Digest, Graph, Kind, Lifetime};
+use super::{Builder, Declare, Declared, artifact, communicator};
+use crate::graph::{Digest, Graph, Lifetime};
 use crate::oapi::model::Image;
 use crate::provision as provisioners;
 use crate::secret::Secret;
-use crate::template::{
-    BsuConfig, Build, BuildVars, OmiConfig, PostProcessor, Provisioner, RunConfig,
-};
+use crate::template::{BsuConfig, Build, OmiConfig, PostProcessor, Provisioner, RunConfig};
 
 /// A bsu build, checked: what osci cannot honour was refused.
 pub struct Bsu {
@@ -50,8 +47,13 @@ impl Bsu {
     /// Checks what osci can honour in `region`, without the cloud.
     /// `sensitive` are the template's sensitive variables' values, masked
     /// in provisioner output.
-    pub fn prepare(build: &Build, sensitive: &[Secret], region: &str) -> Result<Bsu, String> {
-        let config = build.config.clone();
+    pub fn prepare(
+        build: &Build,
+        config: &BsuConfig,
+        sensitive: &[Secret],
+        region: &str,
+    ) -> Result<Bsu, String> {
+        let config = config.clone();
         let (run, omi, comm) = (&config.run, &config.omi, &config.comm);
         let refuse = |what: &str| Err(what.to_string());
         if let Some(why) = communicator::unsupported(comm) {
@@ -142,17 +144,6 @@ impl Bsu {
         devices
     }
 
-    /// `product_codes` and `omi_product_codes` (inert in the plugin) alike.
-    fn product_codes(&self) -> Option<Vec<String>> {
-        let omi = &self.config.omi;
-        let codes: BTreeSet<&String> = omi
-            .product_codes
-            .iter()
-            .chain(&omi.omi_product_codes)
-            .collect();
-        (!codes.is_empty()).then(|| codes.into_iter().cloned().collect())
-    }
-
     /// The inputs that shape the image: the build's options (except those
     /// the plan can change in place, the name, credentials and timeouts),
     /// the resolved source OMI, the provisioners, and the bytes of the
@@ -206,36 +197,17 @@ impl Bsu {
     }
 }
 
-/// Who may launch the OMI: `omi_groups: ["all"]` (inert in the plugin) is
-/// `global_permission`.
-fn image_permissions(omi: &OmiConfig) -> BTreeMap<String, Value> {
-    let ids: BTreeSet<String> = omi.omi_account_ids.iter().cloned().collect();
-    let global = omi.global_permission || omi.omi_groups.iter().any(|g| g == "all");
-    permissions::desired(&ids, global)
-}
-
-/// Snapshots are shared with `snapshot_account_ids` and `snapshot_users`
-/// (which the plugin ignored or rejected), and with the OMI's accounts, who
-/// need them to copy it; `snapshot_groups: ["all"]` makes them public.
-fn snapshot_permissions(omi: &OmiConfig) -> BTreeMap<String, Value> {
-    let ids: BTreeSet<String> = omi
-        .snapshot_account_ids
-        .iter()
-        .chain(&omi.snapshot_users)
-        .chain(&omi.omi_account_ids)
-        .cloned()
-        .collect();
-    let global = omi.snapshot_groups.iter().any(|g| g == "all");
-    permissions::desired(&ids, global)
-}
-
 impl Builder for Bsu {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn run_config(&self) -> &RunConfig {
-        &self.config.run
+    fn source(&self) -> Option<&RunConfig> {
+        Some(&self.config.run)
+    }
+
+    fn network(&self) -> Option<&RunConfig> {
+        Some(&self.config.run)
     }
 
     fn omi(&self) -> Option<&OmiConfig> {
@@ -254,28 +226,9 @@ impl Builder for Bsu {
 
     fn declare(&self, input: Declare<'_>, graph: &mut Graph) -> Result<Declared, String> {
         let c = &self.config;
-        let src = input.source;
+        let src = input.source.ok_or("a bsu build starts from a source OMI")?;
         let region = input.cloud.region().to_string();
-        let vars = BuildVars {
-            build_region: region.clone(),
-            source_omi: src.image_id.clone(),
-            source_omi_name: src.image_name.clone(),
-            source_omi_tags: src
-                .tags
-                .iter()
-                .map(|t| (t.key.clone(), t.value.clone()))
-                .collect(),
-        };
-        let render = |map: &BTreeMap<String, String>| -> Result<BTreeMap<String, String>, String> {
-            map.iter()
-                .map(|(k, v)| {
-                    Ok((
-                        crate::template::render_build_vars(k, &vars)?,
-                        crate::template::render_build_vars(v, &vars)?,
-                    ))
-                })
-                .collect()
-        };
+        let vars = artifact::build_vars(Some(src), &region);
         let devices = self.devices(src);
         let device_names: Vec<String> = devices.keys().cloned().collect();
         let omi_mappings = &c.block_devices.omi_block_device_mappings;
@@ -366,7 +319,14 @@ impl Builder for Bsu {
         };
         let prov = add(
             graph,
-            provision::node(&run, &vm_address, key_address.as_ref(), provisioning),
+            provision::node(
+                &run,
+                provision::Target::Vm {
+                    vm: vm_address.clone(),
+                    keypair: key_address.clone(),
+                },
+                provisioning,
+            ),
         )?;
         graph.needs(prov, vm);
         let stopped = add(graph, stop::node(&run, &vm_address, c.run.disable_stop_vm))?;
@@ -381,7 +341,7 @@ impl Builder for Bsu {
             name: c.omi.omi_name.clone(),
             description: crate::template::render_build_vars(&c.omi.omi_description, &vars)?,
             boot_modes: c.omi.omi_boot_modes.clone(),
-            product_codes: self.product_codes(),
+            product_codes: artifact::product_codes(&c.omi),
             root_device_name: c.omi.root_device_name.clone(),
             mappings: omi_mappings.clone(),
         };
@@ -432,49 +392,19 @@ impl Builder for Bsu {
             }
             image
         };
-        let image_address = graph.node(image).address.clone();
-        let settings = [
-            permissions::node(&run, &image_address, Of::Image, image_permissions(&c.omi)),
-            permissions::node(
-                &run,
-                &image_address,
-                Of::Snapshots,
-                snapshot_permissions(&c.omi),
-            ),
-            tags::node(
-                &run,
-                &image_address,
-                render(&c.omi.tags)?,
-                render(&c.omi.snapshot_tags)?,
-            ),
-        ];
-        let mut done = vec![image];
-        for node in settings {
-            let setting = add(graph, node)?;
-            graph.needs(setting, image);
-            for s in &own_snapshots {
-                if graph.node(setting).kind != Kind::ImagePermissions {
-                    graph.needs(setting, *s);
-                }
-            }
-            done.push(setting);
-        }
-        if !self.post_processors.is_empty() {
-            let post = add(
-                graph,
-                post_process::node(
-                    &run,
-                    &image_address,
-                    &self.builder_type,
-                    self.post_processors.clone(),
-                    &self.post_inputs,
-                    self.template_dir.clone(),
-                ),
-            )?;
-            for before in done {
-                graph.needs(post, before);
-            }
-        }
+        artifact::declare(
+            &run,
+            graph,
+            image,
+            &own_snapshots,
+            &c.omi,
+            artifact::PostProcessing {
+                builder_type: &self.builder_type,
+                post_processors: &self.post_processors,
+                inputs: &self.post_inputs,
+                template_dir: &self.template_dir,
+            },
+        )?;
         Ok(Declared {
             run,
             image: Some(image),

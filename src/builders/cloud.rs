@@ -23,11 +23,20 @@ pub struct Cloud {
     pub wait: WaitPolicy,
     pub tagger: super::tagger::Tagger,
     pub account_id: String,
+    /// The metadata service of the VM osci runs on (the chroot builder's
+    /// host).
+    pub metadata: super::metadata::Metadata,
 }
 
 impl Cloud {
-    pub fn new(client: Client, wait: WaitPolicy, account_id: String) -> Cloud {
+    pub fn new(
+        client: Client,
+        wait: WaitPolicy,
+        account_id: String,
+        metadata: super::metadata::Metadata,
+    ) -> Cloud {
         Cloud {
+            metadata,
             waiters: Waiters::new(&client),
             tagger: super::tagger::Tagger::new(client.clone()),
             client,

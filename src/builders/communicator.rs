@@ -191,9 +191,11 @@ pub async fn provision(
         "waiting for SSH on {}:{} (up to {:?})",
         settings.target.host, settings.target.port, settings.timeout
     ));
-    let session = ssh::connect(&settings, ctx.cancelled)
-        .await
-        .map_err(|e| e.to_string())?;
+    let session = provision::Session::Ssh(Box::new(
+        ssh::connect(&settings, ctx.cancelled)
+            .await
+            .map_err(|e| e.to_string())?,
+    ));
     (ctx.output)("connected over SSH");
     let result = provision::run(provisioners, Some(&session), ctx).await;
     let cleared = match (&result, &settings.target.credential) {
@@ -207,7 +209,10 @@ pub async fn provision(
 
 /// Removes `key` from the authorized keys on the VM, so the image does not
 /// trust the build's key.
-async fn clear_key(session: &ssh::Session, key: &russh::keys::PrivateKey) -> Result<(), String> {
+async fn clear_key(
+    session: &provision::Session,
+    key: &russh::keys::PrivateKey,
+) -> Result<(), String> {
     let public = key
         .public_key()
         .to_openssh()
@@ -256,4 +261,14 @@ pub fn build_data(
         );
     }
     data
+}
+
+/// What `{{ build `Key` }}` answers in a chroot build: no VM, no address.
+pub fn chroot_build_data(vars: &crate::template::BuildVars) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("ConnType".to_string(), "chroot".to_string()),
+        ("SourceOMI".to_string(), vars.source_omi.clone()),
+        ("SourceOMIName".to_string(), vars.source_omi_name.clone()),
+        ("BuildRegion".to_string(), vars.build_region.clone()),
+    ])
 }

@@ -3,9 +3,13 @@
 //! They know OUTSCALE; they know nothing of rendering, and nothing of how
 //! the graph is walked.
 
+pub mod artifact;
 pub mod bsu;
+pub mod chroot;
 pub mod cloud;
 mod communicator;
+pub mod host;
+pub mod metadata;
 pub mod network;
 pub mod planner;
 pub mod steps;
@@ -14,6 +18,7 @@ mod tagger;
 use std::sync::Arc;
 
 pub use bsu::Bsu;
+pub use chroot::Chroot;
 pub use cloud::Cloud;
 pub use planner::{PlanError, Planned, connect, plan};
 pub use steps::OutscaleDestroyer;
@@ -21,7 +26,7 @@ pub use steps::OutscaleDestroyer;
 use crate::graph::{Graph, NodeIndex};
 use crate::oapi::model::Image;
 use crate::secret::Secret;
-use crate::template::{Build, OmiConfig, RunConfig};
+use crate::template::{Build, BuilderConfig, OmiConfig, RunConfig};
 use network::Placement;
 use steps::{BuildRun, Refreshed};
 
@@ -29,8 +34,8 @@ use steps::{BuildRun, Refreshed};
 pub struct Declare<'a> {
     pub cloud: &'a Arc<Cloud>,
     pub refreshed: &'a Arc<Refreshed>,
-    /// The source OMI, resolved.
-    pub source: &'a Image,
+    /// The source OMI, resolved (none from scratch).
+    pub source: Option<&'a Image>,
     /// The network ids, resolved from the filters.
     pub placement: &'a Placement,
 }
@@ -48,8 +53,12 @@ pub struct Declared {
 pub trait Builder: Send + Sync {
     fn name(&self) -> &str;
 
-    /// The source OMI and where the build VM runs.
-    fn run_config(&self) -> &RunConfig;
+    /// Where the source OMI is found (`None`: the build starts from
+    /// scratch).
+    fn source(&self) -> Option<&RunConfig>;
+
+    /// Where the build VM runs (`None`: it launches none).
+    fn network(&self) -> Option<&RunConfig>;
 
     /// The OMI the build registers, if it registers one.
     fn omi(&self) -> Option<&OmiConfig>;
@@ -69,5 +78,8 @@ pub fn prepare(
     sensitive: &[Secret],
     region: &str,
 ) -> Result<Box<dyn Builder>, String> {
-    Ok(Box::new(Bsu::prepare(build, sensitive, region)?))
+    Ok(match &build.config {
+        BuilderConfig::Bsu(config) => Box::new(Bsu::prepare(build, config, sensitive, region)?),
+        BuilderConfig::Chroot(config) => Box::new(Chroot::prepare(build, config, sensitive)?),
+    })
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::cloud::Cloud;
+use super::metadata::Metadata;
 use super::steps::{self, BuildRun, deregister};
 use super::{Builder, Declare, Declared, network, prepare};
 use crate::graph::{Action, Address, Graph, GraphError, Kind};
@@ -48,7 +49,11 @@ impl From<crate::graph::Cycle> for PlanError {
 }
 
 /// The cloud the client reaches: who the credentials belong to.
-pub async fn connect(client: Client, wait: WaitPolicy) -> Result<Arc<Cloud>, PlanError> {
+pub async fn connect(
+    client: Client,
+    wait: WaitPolicy,
+    metadata: Metadata,
+) -> Result<Arc<Cloud>, PlanError> {
     let account_id = client
         .call(&ReadAccountsRequest::default())
         .await?
@@ -57,7 +62,7 @@ pub async fn connect(client: Client, wait: WaitPolicy) -> Result<Arc<Cloud>, Pla
         .next()
         .map(|a| a.account_id)
         .ok_or_else(|| PlanError::Build("ReadAccounts answered no account".into()))?;
-    Ok(Arc::new(Cloud::new(client, wait, account_id)))
+    Ok(Arc::new(Cloud::new(client, wait, account_id, metadata)))
 }
 
 /// Plans `template` against the cloud and the `state`. The builds
@@ -86,21 +91,28 @@ pub async fn plan(
         .collect::<Result<_, _>>()?;
     let (observed, refreshed) = steps::refresh(cloud, state).await?;
     let refreshed = Arc::new(refreshed);
-    let runs: Vec<&RunConfig> = builders.iter().map(|b| b.run_config()).collect();
-    let sources = steps::source::resolve(cloud, &runs).await?;
+    let runs: Vec<&RunConfig> = builders.iter().filter_map(|b| b.source()).collect();
+    let mut resolved = steps::source::resolve(cloud, &runs).await?.into_iter();
+    let sources: Vec<Option<Result<_, String>>> = builders
+        .iter()
+        .map(|b| b.source().and_then(|_| resolved.next()))
+        .collect();
 
     let mut graph = Graph::new();
     let mut declared = Vec::new();
     for (builder, source) in builders.iter().zip(sources) {
         let name = builder.name();
-        let source = source.map_err(|e| in_build(name, e))?;
-        let placement = network::resolve(&cloud.client, builder.run_config())
-            .await
-            .map_err(|e| in_build(name, e))?;
+        let source = source.transpose().map_err(|e| in_build(name, e))?;
+        let placement = match builder.network() {
+            Some(run) => network::resolve(&cloud.client, run)
+                .await
+                .map_err(|e| in_build(name, e))?,
+            None => network::Placement::default(),
+        };
         let input = Declare {
             cloud,
             refreshed: &refreshed,
-            source: &source,
+            source: source.as_ref(),
             placement: &placement,
         };
         declared.push(

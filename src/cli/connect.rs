@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
+use osci::builders::metadata::{self, Metadata};
 use osci::oapi::credentials::{self, Credentials, Source, Sourced};
 use osci::oapi::wait::WaitPolicy;
 use osci::oapi::{Client, ClientConfig, Endpoint, HttpTransport, Overrides, Secret, Transport};
@@ -20,6 +21,9 @@ pub struct Connection {
     /// How waits poll: as against a real region, or, for the in-process
     /// simulator, as often relative to its (scaled) time.
     pub wait: WaitPolicy,
+    /// The metadata service of the VM osci runs on: `OSCI_METADATA_URL`,
+    /// else the in-process simulator's, else the platform's.
+    pub metadata: Metadata,
 }
 
 fn env_f64(name: &str) -> anyhow::Result<Option<f64>> {
@@ -44,7 +48,16 @@ pub fn connect(overrides: &Overrides) -> anyhow::Result<Connection> {
         None => Some(5.0),
     };
     let mut wait = WaitPolicy::default();
-    let (transport, base_url): (Arc<dyn Transport>, String) = match &credentials.endpoint.value {
+    let metadata_url = std::env::var("OSCI_METADATA_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let metadata_over_http = |url: &str| -> anyhow::Result<Metadata> {
+        Ok(Metadata::new(Arc::new(HttpTransport::metadata()?), url))
+    };
+    let (transport, base_url, metadata): (Arc<dyn Transport>, String, Metadata) = match &credentials
+        .endpoint
+        .value
+    {
         Endpoint::Sim(dir) => {
             let latency_scale = env_f64("OSCI_SIM_LATENCY_SCALE")?.unwrap_or(DEFAULT_SIM_LATENCY);
             wait = wait.scaled(latency_scale);
@@ -79,9 +92,16 @@ pub fn connect(overrides: &Overrides) -> anyhow::Result<Connection> {
             }
             // Nothing to protect from a burst: the simulator is in this process.
             rate_limit = None;
+            let transport: Arc<dyn Transport> = Arc::new(SimTransport(sim));
+            let metadata = match &metadata_url {
+                Some(url) => metadata_over_http(url)?,
+                // The host the in-process simulator serves the metadata of.
+                None => Metadata::new(Arc::clone(&transport), "http://metadata.sim.invalid"),
+            };
             (
-                Arc::new(SimTransport(sim)),
+                transport,
                 format!("http://api.{region}.sim.invalid/api/v1"),
+                metadata,
             )
         }
         Endpoint::Url(url) => {
@@ -93,7 +113,11 @@ pub fn connect(overrides: &Overrides) -> anyhow::Result<Connection> {
                     credentials.searched()
                 );
             }
-            (Arc::new(HttpTransport::new(&credentials)?), url.clone())
+            (
+                Arc::new(HttpTransport::new(&credentials)?),
+                url.clone(),
+                metadata_over_http(metadata_url.as_deref().unwrap_or(metadata::DEFAULT_URL))?,
+            )
         }
     };
     let mut config = ClientConfig::new(base_url, credentials.region.value.clone());
@@ -106,5 +130,6 @@ pub fn connect(overrides: &Overrides) -> anyhow::Result<Connection> {
         client,
         credentials,
         wait,
+        metadata,
     })
 }

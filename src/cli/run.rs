@@ -58,6 +58,9 @@ fn load(path: &Path, vars: &VarArgs, select: &Selection) -> anyhow::Result<Templ
         },
     )?;
     template.select(&select.only, &select.except);
+    for w in &template.warnings {
+        eprintln!("warning: {w}");
+    }
     Ok(template)
 }
 
@@ -106,10 +109,10 @@ fn access(template: &Template) -> anyhow::Result<osci::oapi::Overrides> {
     let mut all = template.builds.iter().chain(&template.unselected);
     let first = all.next().context("the template has no builds")?;
     let origin = |name: &str| format!("template {}, build \"{name}\"", template.path.display());
-    let access = first.config.access.overrides(origin(&first.name));
+    let access = first.config.access().overrides(origin(&first.name));
     if let Some(other) = all.find(|b| {
         !b.config
-            .access
+            .access()
             .overrides(origin(&b.name))
             .same_access(&access)
     }) {
@@ -131,7 +134,12 @@ async fn make_plan(template: &Template, state: &State) -> anyhow::Result<(Connec
         .refuse_empty_selection(state.resources.iter().map(|r| r.build.as_str()))
         .map_err(anyhow::Error::msg)?;
     let connection = connect(&check_offline(template)?)?;
-    let cloud = builders::connect(connection.client.clone(), connection.wait.clone()).await?;
+    let cloud = builders::connect(
+        connection.client.clone(),
+        connection.wait.clone(),
+        connection.metadata.clone(),
+    )
+    .await?;
     let planned = builders::plan(&cloud, template, state).await?;
     Ok((connection, planned))
 }
@@ -264,7 +272,7 @@ fn report(outcome: &Outcome, what: &str) -> anyhow::Result<()> {
 fn force_deregister(template: &mut Template, force: bool) {
     if force {
         for b in &mut template.builds {
-            b.config.omi.force_deregister = true;
+            b.config.omi_mut().force_deregister = true;
         }
     }
 }
@@ -439,7 +447,12 @@ pub async fn destroy(
         );
     }
     prompt::confirm("destroy these resources", args.auto_approve)?;
-    let cloud = builders::connect(connection.client.clone(), connection.wait.clone()).await?;
+    let cloud = builders::connect(
+        connection.client.clone(),
+        connection.wait.clone(),
+        connection.metadata.clone(),
+    )
+    .await?;
     let cancel = Cancel::default();
     watch_signals(cancel.clone());
     let lineage = state.lineage.clone();

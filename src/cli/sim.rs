@@ -34,6 +34,7 @@ pub async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
             "account_id": account.account_id,
             "access_key": account.access_key,
             "secret_key": account.secret_key.expose(),
+            "metadata_url": format!("http://{addr}"),
         })
     );
     eprintln!(

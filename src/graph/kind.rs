@@ -12,6 +12,12 @@ pub enum Kind {
     PublicIp,
     Vm,
     Volume,
+    /// The host-wide lock and the device name a chroot build chose with it.
+    Device,
+    /// A volume linked to the host at a device (its id is the volume's).
+    Link,
+    /// A mount on the host (its id is the mount folder).
+    Mount,
     Image,
     Snapshot,
     /// Who may launch the image (its id is the image's).
@@ -29,6 +35,10 @@ pub enum Kind {
     Provision,
     /// Stopping the build VM before it is captured.
     Stop,
+    /// `pre_mount_commands` or `post_mount_commands`, run on the host.
+    HostCommands,
+    /// Host files copied into the chroot, and put back as they were.
+    CopyFiles,
     /// The record that the post-processors ran on the OMI, with which
     /// options: they run again when either changes.
     PostProcess,
@@ -46,6 +56,9 @@ impl Kind {
             Kind::PublicIp => "public_ip",
             Kind::Vm => "vm",
             Kind::Volume => "volume",
+            Kind::Device => "device",
+            Kind::Link => "link",
+            Kind::Mount => "mount",
             Kind::Image => "image",
             Kind::Snapshot => "snapshot",
             Kind::ImagePermissions => "image_permissions",
@@ -55,6 +68,8 @@ impl Kind {
             Kind::Source => "source",
             Kind::Provision => "provision",
             Kind::Stop => "stop",
+            Kind::HostCommands => "host_commands",
+            Kind::CopyFiles => "copy_files",
             Kind::PostProcess => "post_process",
             Kind::ForceDeregister => "force_deregister",
             Kind::ForceDeleteSnapshot => "force_delete_snapshot",
@@ -68,6 +83,8 @@ impl Kind {
             Kind::Source
                 | Kind::Provision
                 | Kind::Stop
+                | Kind::HostCommands
+                | Kind::CopyFiles
                 | Kind::ForceDeregister
                 | Kind::ForceDeleteSnapshot
         )

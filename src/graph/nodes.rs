@@ -19,6 +19,10 @@ pub enum Lifetime {
     /// Made and removed by the apply that needs it: the build VM, its
     /// keypair, security group, public IP and volumes.
     Ephemeral,
+    /// Made by the apply that needs it, and given up as soon as the nodes
+    /// right after it are done: the host's device lock, held from the
+    /// choice of a device until the volume is linked there.
+    Held,
     /// Work with nothing to keep: provisioning, stopping the VM.
     Step,
     /// Read at plan time: the source OMI.
@@ -78,7 +82,7 @@ impl Node {
     }
 
     pub fn ephemeral(&self) -> bool {
-        self.lifetime == Lifetime::Ephemeral
+        matches!(self.lifetime, Lifetime::Ephemeral | Lifetime::Held)
     }
 }
 
@@ -92,6 +96,10 @@ pub enum Edge {
     /// volumes, an image its snapshots): recorded after it, removed after
     /// it too, since the maker uses what it made.
     Makes,
+    /// The later node starts once the earlier, ephemeral one is removed
+    /// (a snapshot of a volume once it is unmounted and unlinked); the
+    /// earlier one still runs only for it.
+    Freed,
 }
 
 /// A cycle among declared nodes, which no order can satisfy.
@@ -146,6 +154,11 @@ impl Graph {
     /// `maker`'s work brings `made` into being.
     pub fn makes(&mut self, maker: NodeIndex, made: NodeIndex) {
         self.inner.update_edge(maker, made, Edge::Makes);
+    }
+
+    /// `later` starts once `ephemeral` is removed.
+    pub fn after_removal(&mut self, later: NodeIndex, ephemeral: NodeIndex) {
+        self.inner.update_edge(ephemeral, later, Edge::Freed);
     }
 
     pub fn find(&self, address: &str) -> Option<NodeIndex> {

@@ -72,6 +72,19 @@ impl HttpTransport {
     }
 }
 
+impl HttpTransport {
+    /// Plain HTTP with short timeouts and no client certificate: the
+    /// metadata service of the VM osci runs on.
+    pub fn metadata() -> Result<HttpTransport, TransportError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| TransportError(format!("HTTP client: {e}")))?;
+        Ok(HttpTransport { client })
+    }
+}
+
 impl Transport for HttpTransport {
     fn send(
         &self,

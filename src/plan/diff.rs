@@ -110,7 +110,7 @@ pub fn diff(graph: &mut Graph, state: &State, observed: &Observed) -> Diff {
                 Lifetime::Durable => durable_action(graph, i, state, observed, &diff),
                 Lifetime::Data => Some(Action::Read),
                 Lifetime::Removal => Some(Action::Destroy),
-                Lifetime::Ephemeral | Lifetime::Step => None,
+                Lifetime::Ephemeral | Lifetime::Held | Lifetime::Step => None,
             }
         };
         graph.node_mut(i).action = action;
@@ -118,14 +118,17 @@ pub fn diff(graph: &mut Graph, state: &State, observed: &Observed) -> Diff {
     // Ephemerals and steps run for what comes after them…
     for &i in order.iter().rev() {
         let node = graph.node(i);
-        if !matches!(node.lifetime, Lifetime::Ephemeral | Lifetime::Step) {
+        if !matches!(
+            node.lifetime,
+            Lifetime::Ephemeral | Lifetime::Held | Lifetime::Step
+        ) {
             continue;
         }
         let needed = graph.after(i).any(|(s, _)| {
             let next = graph.node(s);
             match next.lifetime {
                 Lifetime::Durable => next.action.is_some_and(Action::makes),
-                Lifetime::Ephemeral | Lifetime::Step => next.action.is_some(),
+                Lifetime::Ephemeral | Lifetime::Held | Lifetime::Step => next.action.is_some(),
                 _ => false,
             }
         });

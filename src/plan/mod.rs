@@ -162,7 +162,7 @@ pub fn summarize(
             let Some(action) = n.action else { continue };
             let shown = match n.lifetime {
                 Lifetime::Data => true,
-                Lifetime::Durable | Lifetime::Ephemeral => n.kind.is_recorded(),
+                Lifetime::Durable | Lifetime::Ephemeral | Lifetime::Held => n.kind.is_recorded(),
                 Lifetime::Step | Lifetime::Removal => false,
             };
             if !shown {

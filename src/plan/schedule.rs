@@ -124,21 +124,42 @@ pub fn schedule(graph: &Graph, diff: &Diff, state: &State) -> Schedule {
         if let (Some(&ja), Some(&jb)) = (job_of.get(&a), job_of.get(&b)) {
             edges.insert((ja, jb));
         }
-        if let (Some(&ta), Some(&tb)) = (teardown_of.get(&a), teardown_of.get(&b)) {
-            edges.insert(match edge {
+        if let (Edge::Freed, Some(&ta), Some(&jb)) = (edge, teardown_of.get(&a), job_of.get(&b)) {
+            edges.insert((ta, jb));
+        }
+        // A held node is given up before what uses it goes.
+        let held = |n: NodeIndex| graph.node(n).lifetime == Lifetime::Held;
+        if let (Some(&ta), Some(&tb)) = (teardown_of.get(&a), teardown_of.get(&b))
+            && !held(a)
+            && !held(b)
+        {
+            match edge {
                 // The user goes before what it used.
-                Edge::Needs => (tb, ta),
+                Edge::Needs => {
+                    edges.insert((tb, ta));
+                }
                 // The maker goes before what it made, which it uses.
-                Edge::Makes => (ta, tb),
-            });
+                Edge::Makes => {
+                    edges.insert((ta, tb));
+                }
+                Edge::Freed => {}
+            }
         }
     }
     // An ephemeral node goes once what it serves is done: the nodes after
     // it, up to the first durable ones (made from it); their settings do
-    // not need it.
+    // not need it. A held node goes once the nodes right after it are.
     for (&i, &t) in &teardown_of {
         edges.insert((job_of[&i], t));
-        for later in served(graph, i) {
+        let served = match graph.node(i).lifetime {
+            Lifetime::Held => graph
+                .after(i)
+                .filter(|(_, edge)| *edge != Edge::Freed)
+                .map(|(n, _)| n)
+                .collect(),
+            _ => served(graph, i),
+        };
+        for later in served {
             if let Some(&j) = job_of.get(&later) {
                 edges.insert((j, t));
             }
@@ -179,14 +200,32 @@ pub fn schedule(graph: &Graph, diff: &Diff, state: &State) -> Schedule {
 }
 
 /// The nodes after `i` through ephemeral and step nodes, with the durable
-/// ones where those paths end.
+/// ones where those paths end; not those that wait for `i` to be removed.
 fn served(graph: &Graph, i: NodeIndex) -> BTreeSet<NodeIndex> {
+    let waits: BTreeSet<NodeIndex> = graph
+        .after(i)
+        .filter(|(_, edge)| *edge == Edge::Freed)
+        .map(|(n, _)| n)
+        .collect();
     let mut seen = BTreeSet::new();
-    let mut stack: Vec<NodeIndex> = graph.after(i).map(|(n, _)| n).collect();
+    let mut stack: Vec<NodeIndex> = graph
+        .after(i)
+        .filter(|(n, _)| !waits.contains(n))
+        .map(|(n, _)| n)
+        .collect();
     while let Some(n) = stack.pop() {
-        if seen.insert(n) && matches!(graph.node(n).lifetime, Lifetime::Ephemeral | Lifetime::Step)
+        if seen.insert(n)
+            && matches!(
+                graph.node(n).lifetime,
+                Lifetime::Ephemeral | Lifetime::Held | Lifetime::Step
+            )
         {
-            stack.extend(graph.after(n).map(|(m, _)| m));
+            stack.extend(
+                graph
+                    .after(n)
+                    .filter(|(m, _)| !waits.contains(m))
+                    .map(|(m, _)| m),
+            );
         }
     }
     seen

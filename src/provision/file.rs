@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::ssh::Session;
+use super::session::Session;
 use super::{Context, ProvisionError, local_path};
 use crate::template::weak;
 

@@ -7,10 +7,14 @@
 //! with the options every Packer provisioner has (`pause_before`,
 //! `max_retries`, `timeout`).
 
+pub mod chroot;
 mod file;
+pub mod session;
 mod shell;
 pub(crate) mod shell_local;
 pub mod ssh;
+
+pub use session::Session;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -230,7 +234,7 @@ fn files_under(root: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
 /// `none`: only `shell-local` can run then).
 pub async fn run(
     provisioners: &[Provisioner],
-    session: Option<&ssh::Session>,
+    session: Option<&Session>,
     ctx: &Context<'_>,
 ) -> Result<(), ProvisionError> {
     for p in provisioners {
@@ -316,7 +320,7 @@ pub(crate) fn render_build_data(config: &Value, ctx: &Context<'_>) -> Result<Val
 
 async fn run_step(
     checked: &Checked,
-    session: Option<&ssh::Session>,
+    session: Option<&Session>,
     ctx: &Context<'_>,
 ) -> Result<(), ProvisionError> {
     let at = &checked.at;

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::ssh::{Exit, Session, Stream, quote};
+use super::session::Session;
+use super::ssh::{Exit, Stream, quote};
 use super::{Context, Lines, ProvisionError, environment, exit_ok, local_path, vars_string};
 use crate::template::{render_provisioner, weak};
 

@@ -72,6 +72,8 @@ pub enum SshError {
     Refused { address: String, attempts: u32 },
     #[error("SSH to {address}: {message}")]
     Session { address: String, message: String },
+    #[error("in the chroot {root}: {message}")]
+    Chroot { root: String, message: String },
     #[error("interrupted while waiting for SSH")]
     Interrupted,
 }
@@ -320,7 +322,7 @@ pub fn quote(text: &str) -> String {
 }
 
 impl Session {
-    fn error(&self, e: impl std::fmt::Display) -> SshError {
+    pub(crate) fn error(&self, e: impl std::fmt::Display) -> SshError {
         SshError::Session {
             address: self.settings.target.address(),
             message: e.to_string(),
@@ -355,7 +357,7 @@ impl Session {
             .map_err(|e| self.error(e))
     }
 
-    async fn run(
+    pub(crate) async fn run(
         &self,
         command: &str,
         stdin: &[u8],
@@ -390,66 +392,6 @@ impl Session {
             }
         }
         Ok(exit)
-    }
-
-    /// Runs `command` and answers its standard output, failing with its
-    /// error output unless it exits 0. Never on a terminal, which would
-    /// echo and translate the bytes of a file transfer.
-    async fn checked(&self, command: &str, stdin: &[u8]) -> Result<Vec<u8>, SshError> {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let mut collect = |stream: Stream, data: &[u8]| match stream {
-            Stream::Stdout => out.extend_from_slice(data),
-            Stream::Stderr => err.extend_from_slice(data),
-        };
-        let exit = self.run(command, stdin, &mut collect, false).await?;
-        match exit {
-            Exit::Status(0) => Ok(out),
-            other => Err(self.error(format!(
-                "`{command}` failed ({other:?}): {}",
-                String::from_utf8_lossy(&err).trim()
-            ))),
-        }
-    }
-
-    /// Writes `data` to the file `path` on the VM (making its folder), with
-    /// permissions `mode`.
-    pub async fn upload(&self, path: &str, data: &[u8], mode: u32) -> Result<(), SshError> {
-        let dir = match path.rfind('/') {
-            Some(0) => "/",
-            Some(i) => &path[..i],
-            None => ".",
-        };
-        let command = format!(
-            "mkdir -p {dir} && cat > {path} && chmod {mode:o} {path}",
-            dir = quote(dir),
-            path = quote(path),
-        );
-        self.checked(&command, data).await.map(|_| ())
-    }
-
-    /// Makes the folder `path` on the VM.
-    pub async fn mkdir(&self, path: &str) -> Result<(), SshError> {
-        self.checked(&format!("mkdir -p {}", quote(path)), &[])
-            .await
-            .map(|_| ())
-    }
-
-    /// The bytes of the file `path` on the VM.
-    pub async fn download(&self, path: &str) -> Result<Vec<u8>, SshError> {
-        self.checked(&format!("cat {}", quote(path)), &[]).await
-    }
-
-    /// The files under the folder `path` on the VM, relative to it.
-    pub async fn list_files(&self, path: &str) -> Result<Vec<String>, SshError> {
-        let out = self
-            .checked(&format!("cd {} && find . -type f", quote(path)), &[])
-            .await?;
-        Ok(String::from_utf8_lossy(&out)
-            .lines()
-            .filter_map(|l| l.strip_prefix("./"))
-            .map(str::to_string)
-            .collect())
     }
 
     pub async fn close(self) {

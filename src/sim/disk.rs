@@ -14,12 +14,12 @@
 
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const GIB: u64 = 1 << 30;
-const SECTOR: u64 = 512;
+use crate::mbr::SECTOR;
 /// Partition 1 starts at 1 MiB, where partitioning tools align it.
 const FIRST_SECTOR: u64 = 2048;
 /// Linux filesystem, in MBR terms.
@@ -232,23 +232,12 @@ impl Disks {
 
 /// Writes an MBR with one bootable Linux partition.
 fn write_mbr(path: &Path, partition: Partition) -> Result<(), String> {
-    let mut entry = [0u8; 16];
-    entry[0] = 0x80;
-    entry[4] = LINUX;
-    let start = (partition.offset / SECTOR) as u32;
-    let sectors = u32::try_from(partition.len / SECTOR).unwrap_or(u32::MAX);
-    entry[8..12].copy_from_slice(&start.to_le_bytes());
-    entry[12..16].copy_from_slice(&sectors.to_le_bytes());
+    let sector = crate::mbr::one_partition(partition.offset, partition.len, LINUX);
     let mut file = OpenOptions::new()
         .write(true)
         .open(path)
         .map_err(|e| io_error("opening", path, e))?;
-    let write = |file: &mut std::fs::File, at: u64, bytes: &[u8]| {
-        file.seek(SeekFrom::Start(at))?;
-        file.write_all(bytes)
-    };
-    write(&mut file, 446, &entry)
-        .and_then(|()| write(&mut file, 510, &[0x55, 0xAA]))
+    file.write_all(&sector)
         .map_err(|e| io_error("writing the partition table of", path, e))
 }
 
@@ -258,15 +247,13 @@ fn read_mbr(path: &Path) -> Result<Option<Partition>, String> {
     let mut file = std::fs::File::open(path).map_err(|e| io_error("opening", path, e))?;
     file.read_exact(&mut sector)
         .map_err(|e| io_error("reading", path, e))?;
-    if sector[510..512] != [0x55, 0xAA] || sector[446 + 4] == 0 {
-        return Ok(None);
-    }
-    let field =
-        |at: usize| u32::from_le_bytes(sector[at..at + 4].try_into().expect("four bytes")) as u64;
-    Ok(Some(Partition {
-        offset: field(446 + 8) * SECTOR,
-        len: field(446 + 12) * SECTOR,
-    }))
+    Ok(crate::mbr::read(&sector)
+        .into_iter()
+        .find(|p| p.number == 1)
+        .map(|p| Partition {
+            offset: p.offset,
+            len: p.len,
+        }))
 }
 
 /// Makes an ext4 filesystem filling `partition`, with the contents of

@@ -30,6 +30,7 @@ use super::world::World;
 /// The machines of one simulator.
 pub struct Machines {
     disks: Disks,
+    host: super::host::Devices,
     dir: PathBuf,
     ssh: Arc<russh::server::Config>,
     running: BTreeMap<String, Running>,
@@ -60,6 +61,7 @@ impl Machines {
         let data_dir = &std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
         Machines {
             disks: Disks::new(data_dir.join("disks")),
+            host: super::host::Devices::new(data_dir.join("disks")),
             dir: data_dir.join("machines"),
             ssh: Arc::new(sshd::config(host_key)),
             running: BTreeMap::new(),
@@ -79,6 +81,7 @@ impl Machines {
         let mut live: BTreeSet<&str> = world.volumes.keys().map(String::as_str).collect();
         live.extend(world.snapshots.keys().map(String::as_str));
         self.disks.collect_garbage(&live);
+        self.host.reconcile(world);
         self.boot_new(world);
         self.update_network(world);
     }
@@ -137,6 +140,9 @@ impl Machines {
                 return Err(format!("the disk of {volume} is missing: {id} stays empty"));
             }
             self.flush_volume(volume)?;
+            if linked_to_host(world, volume) {
+                self.host.flush();
+            }
             return self.disks.copy(volume, id, size);
         }
         // A catalogue snapshot: the image it backs names the system.
@@ -230,7 +236,11 @@ impl Machines {
         let booting: Vec<String> = world
             .vms
             .iter()
-            .filter(|(id, r)| r.vm.state == "running" && !self.running.contains_key(*id))
+            .filter(|(id, r)| {
+                r.vm.state == "running"
+                    && !self.running.contains_key(*id)
+                    && !super::host::is_host(world, id)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for vm_id in booting {
@@ -413,6 +423,16 @@ fn console(world: &mut World, vm_id: &str, line: &str) {
 }
 
 /// The volume at a VM's root device.
+/// Whether `volume` is a block device of the host now.
+fn linked_to_host(world: &World, volume: &str) -> bool {
+    world.volumes.get(volume).is_some_and(|r| {
+        r.volume
+            .linked_volumes
+            .iter()
+            .any(|l| super::host::is_host(world, &l.vm_id))
+    })
+}
+
 fn root_volume(world: &World, vm_id: &str) -> Option<String> {
     let rec = world.vms.get(vm_id)?;
     let root_device = rec.vm.root_device_name.as_deref().unwrap_or("/dev/sda1");

@@ -12,6 +12,7 @@ mod disk;
 mod error;
 mod faults;
 mod filters;
+mod host;
 mod keys;
 mod machines;
 mod ops;
@@ -110,7 +111,7 @@ impl Sim {
             message: e.to_string(),
         })?;
         let state_file = dir.join(STATE_FILE);
-        let world = match std::fs::read(&state_file) {
+        let mut world: World = match std::fs::read(&state_file) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| OpenError::Corrupt {
                 path: state_file.clone(),
                 message: e.to_string(),
@@ -130,6 +131,13 @@ impl Sim {
                 });
             }
         };
+        if world.host_vm.is_none() {
+            host::register(&mut world);
+            persist(&state_file, &world).map_err(|message| OpenError::Dir {
+                dir: dir.clone(),
+                message,
+            })?;
+        }
         let host_key = host_key(&dir.join(HOST_KEY_FILE)).map_err(|message| OpenError::Dir {
             dir: dir.clone(),
             message,
@@ -198,6 +206,21 @@ impl Sim {
         let method = request.method().clone();
         match (method, path.as_str()) {
             (http::Method::GET, "/_sim/stats") => return Ok(respond(200, &self.stats())),
+            // The host's metadata service, unsigned as the platform's is.
+            (http::Method::GET, p) if p.starts_with("/latest/meta-data") => {
+                let world = self.world.lock().expect("world lock");
+                return Ok(match host::metadata(&world, p) {
+                    Some(text) => http::Response::builder()
+                        .status(200)
+                        .header(http::header::CONTENT_TYPE, "text/plain")
+                        .body(Bytes::from(text))
+                        .expect("status and header are valid"),
+                    None => http::Response::builder()
+                        .status(404)
+                        .body(Bytes::from_static(b"Not Found"))
+                        .expect("status is valid"),
+                });
+            }
             (http::Method::POST, "/_sim/accounts") => {
                 return Ok(match self.create_account() {
                     Ok(k) => respond(

@@ -118,6 +118,12 @@ pub fn build(root: &Path, image_name: &str) -> Result<(), String> {
         std::fs::write(root.join(path), content).map_err(|e| io(path, e))?;
     }
     std::fs::create_dir_all(root.join("home/outscale")).map_err(|e| io("home", e))?;
+    // As on systemd images: name resolution is resolved's, at boot.
+    std::os::unix::fs::symlink(
+        "../run/systemd/resolve/stub-resolv.conf",
+        root.join("etc/resolv.conf"),
+    )
+    .map_err(|e| io("etc/resolv.conf", e))?;
     // Commands already run as root; templates written for real images
     // still say `sudo`, which then just runs what it is given.
     // `reboot` asks the simulator, which restarts the VM's processes and

@@ -169,6 +169,9 @@ pub struct World {
     pub subnets: BTreeMap<String, SubnetRecord>,
     /// Resource id → key → value.
     pub tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// The VM that stands for the machine the simulator runs on.
+    #[serde(default)]
+    pub host_vm: Option<String>,
 }
 
 /// A random id of the OUTSCALE form `prefix-xxxxxxxx`.

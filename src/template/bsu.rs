@@ -101,7 +101,7 @@ pub(crate) fn check_keys(entry: &Map<String, Value>) -> Result<(), Failure> {
     Ok(())
 }
 
-fn check_filter(value: &Value, path: &KeyPath, known: &[&str]) -> Result<(), Failure> {
+pub(crate) fn check_filter(value: &Value, path: &KeyPath, known: &[&str]) -> Result<(), Failure> {
     let Value::Object(filter) = value else {
         return Ok(());
     };
@@ -116,7 +116,7 @@ fn check_filter(value: &Value, path: &KeyPath, known: &[&str]) -> Result<(), Fai
     Ok(())
 }
 
-fn check_object(
+pub(crate) fn check_object(
     object: &Map<String, Value>,
     path: &KeyPath,
     known: &[&str],

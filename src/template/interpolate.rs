@@ -87,9 +87,19 @@ pub(crate) const LATE_FIELDS: &[&str] = &[
     "snapshot_tags",
     "run_tags",
     "run_volume_tags",
+    "root_volume_tags",
     "omi_description",
 ];
-const LATE_FIELDS_TEXT: &str = "tags, snapshot_tags, run_tags, run_volume_tags and omi_description";
+const LATE_FIELDS_TEXT: &str =
+    "tags, snapshot_tags, run_tags, run_volume_tags, root_volume_tags and omi_description";
+/// The fields of a chroot builder rendered on the host, with `.Device`,
+/// `.MountPath` and `.Command`.
+pub(crate) const HOST_FIELDS: &[&str] = &[
+    "mount_path",
+    "pre_mount_commands",
+    "post_mount_commands",
+    "command_wrapper",
+];
 const LATE_VARS: &[&str] = &["BuildRegion", "SourceOMI", "SourceOMIName", "SourceOMITags"];
 const LATE_VARS_TEXT: &str = ".BuildRegion, .SourceOMI, .SourceOMIName and .SourceOMITags.NAME";
 /// Functions that need nothing but their arguments, so they also work at build time.

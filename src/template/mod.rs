@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 mod bsu;
+mod chroot;
 pub mod config;
 mod error;
 mod fields;
@@ -31,6 +32,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 pub use bsu::{BsuConfig, BsuOptions};
+pub use chroot::{ChrootConfig, ChrootOptions, DEFAULT_MOUNT_PATH};
 pub use config::{
     AccessConfig, BlockDevice, BlockDevices, CommConfig, NetFilter, OmiConfig, OmiFilter,
     RunConfig, SecurityGroupFilter, SubnetFilter, UserData, parse_go_duration,
@@ -41,7 +43,7 @@ pub use interpolate::{BuildVars, render_build_vars, render_provisioner};
 
 use crate::secret::Secret;
 use error::{KeyPath, Problem, Site};
-use interpolate::{LATE_FIELDS, Late, LoadScope, Scope, render, suggest};
+use interpolate::{HOST_FIELDS, LATE_FIELDS, Late, LoadScope, Scope, render, suggest};
 
 /// Values from the command line: `-var K=V` (already split) and `-var-file
 /// F` (JSON objects of names to values). Later ones win; `-var` beats
@@ -77,6 +79,9 @@ pub struct Template {
     pub unselected: Vec<Build>,
     /// The `-only` and `-except` patterns, when the command gave any.
     pub selection: Option<(Vec<String>, Vec<String>)>,
+    /// What Packer warns of at prepare time (an Amazon name, an option
+    /// unused in this mode): shown, never fatal.
+    pub warnings: Vec<String>,
 }
 
 impl Template {
@@ -146,6 +151,36 @@ impl Template {
     }
 }
 
+/// A build's options, as its builder type reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuilderConfig {
+    Bsu(Box<BsuConfig>),
+    Chroot(Box<ChrootConfig>),
+}
+
+impl BuilderConfig {
+    pub fn access(&self) -> &AccessConfig {
+        match self {
+            BuilderConfig::Bsu(c) => &c.access,
+            BuilderConfig::Chroot(c) => &c.access,
+        }
+    }
+
+    pub fn omi(&self) -> &OmiConfig {
+        match self {
+            BuilderConfig::Bsu(c) => &c.omi,
+            BuilderConfig::Chroot(c) => &c.omi,
+        }
+    }
+
+    pub fn omi_mut(&mut self) -> &mut OmiConfig {
+        match self {
+            BuilderConfig::Bsu(c) => &mut c.omi,
+            BuilderConfig::Chroot(c) => &mut c.omi,
+        }
+    }
+}
+
 /// One builder entry of the template.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Build {
@@ -156,7 +191,7 @@ pub struct Build {
     /// Other names `-only` and `-except` know it by: `BUILD.TYPE.NAME`
     /// for a build of a named HCL2 `build` block.
     pub aliases: Vec<String>,
-    pub config: BsuConfig,
+    pub config: BuilderConfig,
     /// Provisioners that apply to this build (after `only`/`except` and with
     /// its `override`), in order, as JSON with variables already
     /// interpolated; `crate::provision` checks and runs them.
@@ -203,13 +238,16 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 /// Every builder type osci knows, in both spellings.
 pub(crate) fn builder_types() -> impl Iterator<Item = &'static str> + Clone {
-    BSU_TYPES.iter().chain(LATER_TYPES).copied()
+    BSU_TYPES
+        .iter()
+        .chain(CHROOT_TYPES)
+        .chain(LATER_TYPES)
+        .copied()
 }
 
 const BSU_TYPES: &[&str] = &["osc-bsu", "outscale-bsu"];
+const CHROOT_TYPES: &[&str] = &["osc-chroot", "outscale-chroot"];
 const LATER_TYPES: &[&str] = &[
-    "osc-chroot",
-    "outscale-chroot",
     "osc-bsusurrogate",
     "outscale-bsusurrogate",
     "osc-bsuvolume",
@@ -344,6 +382,7 @@ fn from_document(
 
     let user = |name: &str| vars.get(name);
     let mut builds = Vec::new();
+    let mut warnings = Vec::new();
     for entry in entries {
         let scope = LoadScope {
             user: &user,
@@ -360,16 +399,31 @@ fn from_document(
         };
         let fail = |(key, problem): (KeyPath, Problem)| build_site.error(&key, problem);
 
+        let chroot = CHROOT_TYPES.contains(&entry.builder_type.as_str());
         let mut config = entry.config;
-        bsu::check_keys(&config).map_err(fail)?;
+        if chroot {
+            chroot::check_keys(&config).map_err(fail)?;
+        } else {
+            bsu::check_keys(&config).map_err(fail)?;
+        }
         config.remove("type");
         config.remove("name");
         let late = |at: &KeyPath| match at.head() {
             Some(field) if LATE_FIELDS.contains(&field) => Late::BuildVars,
+            Some(field) if HOST_FIELDS.contains(&field) => Late::Provisioner,
             _ => Late::Evaluate,
         };
         let config = render_object(config, &KeyPath::root(), &scope, &late).map_err(fail)?;
-        let config = bsu::build(config, &template_dir).map_err(fail)?;
+        let config = if chroot {
+            let (config, said) = chroot::build(config, &template_dir).map_err(fail)?;
+            warnings.extend(
+                said.into_iter()
+                    .map(|w| format!("{}: builders[{}]: {w}", path.display(), entry.index)),
+            );
+            BuilderConfig::Chroot(Box::new(config))
+        } else {
+            BuilderConfig::Bsu(Box::new(bsu::build(config, &template_dir).map_err(fail)?))
+        };
 
         let provisioner_site = Site {
             base: KeyPath::root(),
@@ -427,6 +481,7 @@ fn from_document(
             .collect(),
         unselected: Vec::new(),
         selection: None,
+        warnings,
     })
 }
 
@@ -489,7 +544,9 @@ fn builder_entries(section: Option<&Value>, site: &Site) -> Result<Vec<Entry>, T
             );
             return Err(build_site.error(&KeyPath::of("type"), Problem::Unsupported(message)));
         }
-        if !BSU_TYPES.contains(&builder_type.as_str()) {
+        if !BSU_TYPES.contains(&builder_type.as_str())
+            && !CHROOT_TYPES.contains(&builder_type.as_str())
+        {
             let known = builder_types();
             let (current, old): (Vec<&str>, Vec<&str>) =
                 known.clone().partition(|t| t.starts_with("outscale-"));

@@ -82,6 +82,16 @@ where
     parse_int(&Value::deserialize(d)?).map_err(D::Error::custom)
 }
 
+/// A string, also written as a number (`"mount_partition": 1`).
+pub(crate) fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        _ => Err(D::Error::custom("expected a string")),
+    }
+}
+
 /// A secret whose wrong-typed value is not repeated in the error.
 pub(crate) fn opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
     match Value::deserialize(d)? {

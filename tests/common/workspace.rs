@@ -215,9 +215,14 @@ pub async fn leftovers(client: &Client, account: &str) -> Vec<String> {
     let keypairs = all(client, ReadKeypairsRequest::default()).await;
     let groups = all(client, ReadSecurityGroupsRequest::default()).await;
     let ips = all(client, ReadPublicIpsRequest::default()).await;
+    let host = |v: &Vm| {
+        v.tags
+            .iter()
+            .any(|t| t.key == "Name" && t.value == "osci-sim-host")
+    };
     let mut left: Vec<String> = vms
         .into_iter()
-        .filter(|v| v.state != "terminated")
+        .filter(|v| v.state != "terminated" && !host(v))
         .map(|v| v.vm_id)
         .collect();
     left.extend(volumes.into_iter().map(|v| v.volume_id));
@@ -270,4 +275,39 @@ pub fn sim_client(sim: &super::SimProcess) -> Client {
         10,
     )
     .unwrap()
+}
+
+/// What a chroot build of this workspace left on the machine: mounts
+/// under the workspace, loop devices over its simulator's disks, and the
+/// device nodes of those.
+pub fn host_leftovers(w: &Workspace) -> Vec<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let root = w.path().display().to_string();
+    let mut left: Vec<String> = std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .filter(|m| m.starts_with(&root))
+        .map(|m| format!("mount {m}"))
+        .collect();
+    for entry in std::fs::read_dir("/dev").unwrap().flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.file_type().is_block_device() || (meta.rdev() >> 8) & 0xfff != 7 {
+            continue;
+        }
+        let minor = (meta.rdev() & 0xff) | ((meta.rdev() >> 12) & 0xfff00);
+        let backing =
+            std::fs::read_to_string(format!("/sys/dev/block/7:{minor}/loop/backing_file"))
+                .unwrap_or_default();
+        if backing.starts_with(&root) {
+            left.push(format!(
+                "{} over {}",
+                entry.path().display(),
+                backing.trim()
+            ));
+        }
+    }
+    left.sort();
+    left.dedup();
+    left
 }

@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{destroy_error, image, keypair, public_ip, security_group, snapshot, vm, volume};
+use super::{
+    destroy_error, image, keypair, link, mount, public_ip, security_group, snapshot, vm, volume,
+};
 use crate::builders::cloud::Cloud;
+use crate::builders::host;
 use crate::graph::{Address, DestroyError, Destroyed, Destroyer, Kind};
 use crate::oapi::Error;
 use crate::state::ResourceState;
@@ -56,6 +59,10 @@ impl OutscaleDestroyer {
             Kind::SecurityGroup => security_group::find(&self.cloud, r).await,
             Kind::Image => image::find(&self.cloud, r, &self.lineage).await,
             Kind::PublicIp => public_ip::find(&self.cloud, r, &self.lineage).await,
+            Kind::Volume => volume::find(&self.cloud, r).await,
+            Kind::Snapshot => snapshot::find(&self.cloud, r).await,
+            Kind::Link => link::find(&self.cloud, r).await,
+            Kind::Mount => Ok(mount::find(r)),
             _ => Ok(None),
         }
     }
@@ -79,6 +86,14 @@ impl Destroyer for OutscaleDestroyer {
             Kind::SecurityGroup => security_group::destroy(&self.cloud, &id).await,
             Kind::Keypair => keypair::destroy(&self.cloud, &id).await,
             Kind::PublicIp => public_ip::destroy(&self.cloud, &id).await,
+            Kind::Link => link::destroy(&self.cloud, &id).await,
+            Kind::Mount => mount::destroy(r, &id).await,
+            Kind::Device => {
+                // The lock, if this process holds it; the device name goes
+                // with the link.
+                host::unlock(r.address.as_str());
+                Ok(Destroyed::Deleted(id))
+            }
             _ => Ok(Destroyed::AlreadyGone),
         }
     }

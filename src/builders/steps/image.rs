@@ -42,6 +42,48 @@ pub enum From {
     Vm(Address),
     /// The capture image of this node, with the OMI's mappings laid over.
     Capture(Address),
+    /// The snapshot of this node, as the root device of `base`'s mappings
+    /// (the chroot builder's).
+    Snapshot {
+        snapshot: Address,
+        /// At least this size (`root_volume_size`).
+        size: Option<i64>,
+        base: Base,
+    },
+}
+
+/// The mappings an OMI registered from a snapshot takes the others from.
+pub enum Base {
+    /// The source OMI, this account's.
+    Source(Box<Image>),
+    /// The copy of the source OMI made by this node.
+    Copy(Address),
+    /// `omi_block_device_mappings`, from scratch, for an architecture.
+    Scratch {
+        mappings: Vec<BlockDevice>,
+        architecture: String,
+    },
+}
+
+/// How a device's snapshot made by CreateImage is recorded: under which
+/// key, whether ephemeral, with which status; `None`: not at all.
+type SnapshotRecord<'a> = dyn Fn(&str) -> Option<(String, bool, Status)> + Sync + 'a;
+
+/// The key of the ephemeral copy of a source OMI another account owns.
+pub const SOURCE_COPY: &str = "source_copy";
+
+/// The key of the snapshot of `device` a capture makes: the copy of a
+/// source OMI keeps its snapshots apart from those the build takes.
+fn snapshot_key(captured: &Captured, device: &str) -> String {
+    match captured {
+        Captured::Vm(_) => device.to_string(),
+        Captured::Image { .. } => copy_snapshot_key(device),
+    }
+}
+
+/// The key of the snapshot of `device` in the copy of a source OMI.
+pub fn copy_snapshot_key(device: &str) -> String {
+    format!("{SOURCE_COPY}{device}")
 }
 
 /// The OMI's options.
@@ -82,9 +124,20 @@ pub fn node(run: &Arc<BuildRun>, from: From, omi: Omi) -> Node {
     node
 }
 
+/// What a capture copies.
+enum Captured {
+    Vm(Address),
+    /// An OMI of another account (which cannot make volumes here), in
+    /// this region.
+    Image {
+        id: String,
+        region: String,
+    },
+}
+
 struct Capture {
     run: Arc<BuildRun>,
-    vm: Address,
+    captured: Captured,
     omi_name: String,
     boot_modes: Vec<String>,
     product_codes: Option<Vec<String>>,
@@ -98,7 +151,7 @@ struct Capture {
 pub fn capture_node(run: &Arc<BuildRun>, vm: &Address, omi: &Omi, kept: BTreeSet<String>) -> Node {
     let step = Capture {
         run: Arc::clone(run),
-        vm: vm.clone(),
+        captured: Captured::Vm(vm.clone()),
         omi_name: omi.name.clone(),
         boot_modes: omi.boot_modes.clone(),
         product_codes: omi.product_codes.clone(),
@@ -112,6 +165,37 @@ pub fn capture_node(run: &Arc<BuildRun>, vm: &Address, omi: &Omi, kept: BTreeSet
         Arc::new(step),
     )
     .with("id", None)
+}
+
+/// The node of the copy of `source`, an OMI of another account, that a
+/// chroot build makes its volume from (behaviour §6): the copy's snapshot
+/// of `root` goes with it, the others are the OMI's, which keeps them.
+pub fn copy_node(run: &Arc<BuildRun>, source: &Image, root: &str, region: &str) -> Node {
+    let kept = source
+        .block_device_mappings
+        .iter()
+        .filter_map(|m| m.device_name.clone())
+        .filter(|d| d != root)
+        .collect();
+    let step = Capture {
+        run: Arc::clone(run),
+        captured: Captured::Image {
+            id: source.image_id.clone(),
+            region: region.to_string(),
+        },
+        omi_name: source.image_name.clone(),
+        boot_modes: Vec::new(),
+        product_codes: None,
+        kept,
+    };
+    Node::new(
+        &run.name,
+        Kind::Image,
+        Some(SOURCE_COPY),
+        Lifetime::Ephemeral,
+        Arc::new(step),
+    )
+    .with("source_omi", Some(json!(source.image_id)))
 }
 
 /// A unique name for the capture image, within OUTSCALE's 128 characters.
@@ -131,14 +215,15 @@ fn capture_name(omi_name: &str) -> String {
 
 /// Creates an image and waits for it; its snapshots are recorded as soon
 /// as CreateImage names them, so a crash during the wait finds them.
-/// `snapshot` says how each device's snapshot is recorded (`None`: not at
-/// all, it is not this build's).
+/// `snapshot` says how each device's snapshot is recorded: under which key,
+/// whether ephemeral, with which status (`None`: not at all, it is not
+/// this build's).
 async fn make_image(
     run: &Run<'_>,
     build: &BuildRun,
     ephemeral: bool,
     request: CreateImageRequest,
-    snapshot: &(dyn Fn(&str) -> Option<(bool, Status)> + Sync),
+    snapshot: &SnapshotRecord<'_>,
 ) -> Result<Image, StepError> {
     let cloud = &build.cloud;
     let name = request.image_name.clone().unwrap_or_default();
@@ -186,18 +271,19 @@ async fn record_snapshots(
     run: &Run<'_>,
     build: &BuildRun,
     image: &Image,
-    snapshot: &(dyn Fn(&str) -> Option<(bool, Status)> + Sync),
+    snapshot: &SnapshotRecord<'_>,
 ) -> Result<(Vec<String>, Vec<String>), StepError> {
     let mut entries = Vec::new();
     for m in &image.block_device_mappings {
         let (Some(device), Some(bsu)) = (m.device_name.as_deref(), m.bsu.as_ref()) else {
             continue;
         };
-        let (Some(id), Some((ephemeral, status))) = (bsu.snapshot_id.clone(), snapshot(device))
+        let (Some(id), Some((key, ephemeral, status))) =
+            (bsu.snapshot_id.clone(), snapshot(device))
         else {
             continue;
         };
-        let address = build.address(Kind::Snapshot, Some(device));
+        let address = build.address(Kind::Snapshot, Some(&key));
         if run.recorder.get(&address).and_then(|r| r.id).as_deref() == Some(id.as_str()) {
             continue;
         }
@@ -321,6 +407,67 @@ impl Make {
                     ..common
                 }
             }
+            From::Snapshot {
+                snapshot,
+                size,
+                base,
+            } => {
+                let Some(Output::Id(snapshot_id)) = self.run.output(snapshot) else {
+                    return Err(StepError::Failed(format!("{snapshot} has not run")));
+                };
+                let (mut mappings, root_device, architecture, modes) = match base {
+                    Base::Source(image) => (
+                        image.block_device_mappings.clone(),
+                        image.root_device_name.clone(),
+                        image.architecture.clone(),
+                        image.boot_modes.clone(),
+                    ),
+                    Base::Copy(copy) => {
+                        let Some(Output::Image(image)) = self.run.output(copy) else {
+                            return Err(StepError::Failed(format!("{copy} has not run")));
+                        };
+                        (
+                            image.block_device_mappings.clone(),
+                            image.root_device_name.clone(),
+                            image.architecture.clone(),
+                            image.boot_modes.clone(),
+                        )
+                    }
+                    Base::Scratch {
+                        mappings,
+                        architecture,
+                    } => (
+                        omi_mappings(&Image::default(), mappings),
+                        omi.root_device_name.clone(),
+                        Some(architecture.clone()),
+                        Vec::new(),
+                    ),
+                };
+                let root_device = root_device
+                    .ok_or_else(|| StepError::Failed("the OMI has no root device name".into()))?;
+                let mapping = mappings
+                    .iter_mut()
+                    .find(|m| m.device_name.as_deref() == Some(root_device.as_str()))
+                    .ok_or_else(|| {
+                        StepError::Failed(format!("no mapping for the root device {root_device}"))
+                    })?;
+                let bsu = mapping.bsu.get_or_insert_with(BsuToCreate::default);
+                bsu.snapshot_id = Some(snapshot_id);
+                bsu.volume_size = match (bsu.volume_size, size) {
+                    (Some(a), Some(b)) => Some(a.max(*b)),
+                    (a, b) => a.or(*b),
+                };
+                CreateImageRequest {
+                    root_device_name: Some(root_device),
+                    block_device_mappings: Some(mappings),
+                    architecture,
+                    boot_modes: common
+                        .boot_modes
+                        .clone()
+                        .or((!modes.is_empty()).then_some(modes)),
+                    ..common
+                }
+            }
         })
     }
 
@@ -401,7 +548,7 @@ impl Step for Make {
         let from_vm = matches!(self.from, From::Vm(_));
         // Snapshots of the captured VM are this OMI's; an OMI registered
         // from a capture uses the capture's, recorded by it.
-        let snapshot = |_: &str| from_vm.then_some((false, Status::Tainted));
+        let snapshot = |device: &str| from_vm.then(|| (device.to_string(), false, Status::Tainted));
         let image = make_image(run, &self.run, false, request, &snapshot).await?;
         self.complete(run, &image).await?;
         self.run
@@ -420,20 +567,31 @@ impl Step for Capture {
                 run.address
             )));
         }
-        let request = CreateImageRequest {
+        let common = CreateImageRequest {
             image_name: Some(capture_name(&self.omi_name)),
-            vm_id: Some(self.run.vm(&self.vm)?.vm_id),
-            no_reboot: Some(true),
             boot_modes: (!self.boot_modes.is_empty()).then(|| self.boot_modes.clone()),
             product_codes: self.product_codes.clone(),
             ..Default::default()
         };
+        let request = match &self.captured {
+            Captured::Vm(vm) => CreateImageRequest {
+                vm_id: Some(self.run.vm(vm)?.vm_id),
+                no_reboot: Some(true),
+                ..common
+            },
+            Captured::Image { id, region } => CreateImageRequest {
+                source_image_id: Some(id.clone()),
+                source_region_name: Some(region.clone()),
+                ..common
+            },
+        };
         // What the OMI keeps becomes the OMI's; the rest goes with the capture.
         let snapshot = |device: &str| {
+            let key = snapshot_key(&self.captured, device);
             Some(if self.kept.contains(device) {
-                (false, Status::Tainted)
+                (key, false, Status::Tainted)
             } else {
-                (true, Status::Created)
+                (key, true, Status::Created)
             })
         };
         let image = make_image(run, &self.run, true, request, &snapshot).await?;
@@ -643,10 +801,14 @@ pub async fn dependents(
                     && matches!((date, image_date), (Some(s), Some(i)) if s >= i)
             });
             if made_with {
+                let key = match r.address.key().as_deref() {
+                    Some(SOURCE_COPY) => copy_snapshot_key(device),
+                    _ => device.to_string(),
+                };
                 out.push((
                     r.address.clone(),
                     ResourceState::made(
-                        Address::new(&r.build, Kind::Snapshot, Some(device)),
+                        Address::new(&r.build, Kind::Snapshot, Some(&key)),
                         &r.build,
                         Kind::Snapshot,
                         r.ephemeral,

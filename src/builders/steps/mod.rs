@@ -7,10 +7,15 @@
 //! key) pass from node to node through [`Outputs`], in memory: they are
 //! never written anywhere.
 
+pub mod copy_files;
 pub mod deregister;
 mod destroyer;
+pub mod device;
+pub mod host_commands;
 pub mod image;
 pub mod keypair;
+pub mod link;
+pub mod mount;
 pub mod permissions;
 pub mod post_process;
 pub mod provision;
@@ -44,7 +49,7 @@ use crate::template::{BuildVars, render_build_vars};
 /// A value one node hands to those after it.
 #[derive(Clone)]
 pub enum Output {
-    /// A security group or public IP.
+    /// A security group, public IP or volume; a device or mount folder.
     Id(String),
     /// The temporary keypair: its private key lives here and nowhere else.
     Keypair {
@@ -53,6 +58,8 @@ pub enum Output {
     },
     Vm(Box<Vm>),
     Image(Box<Image>),
+    /// What the image had where `copy_files` copied host files.
+    Files(Arc<Vec<(std::path::PathBuf, copy_files::Original)>>),
 }
 
 /// What the nodes of an apply have handed on so far.

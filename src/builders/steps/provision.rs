@@ -1,5 +1,6 @@
-//! Running the provisioners on the build VM (behaviour C9, C12): which
-//! address, which credential, then the provisioners in template order.
+//! Running the provisioners (behaviour C9, C12): on the build VM (which
+//! address, which credential), or in the chroot of a mounted volume; then
+//! the provisioners in template order.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,23 +24,28 @@ pub struct Provisioning {
     pub builder_type: &'static str,
 }
 
+/// Where the provisioners run.
+pub enum Target {
+    /// The VM of this node, over SSH, with the temporary keypair's key.
+    Vm {
+        vm: Address,
+        keypair: Option<Address>,
+    },
+    /// The folder the volume is mounted on (the output of this node),
+    /// through `command_wrapper`.
+    Chroot { mount: Address, wrapper: String },
+}
+
 struct Provision {
     run: Arc<BuildRun>,
-    vm: Address,
-    keypair: Option<Address>,
+    target: Target,
     what: Provisioning,
 }
 
-pub fn node(
-    run: &Arc<BuildRun>,
-    vm: &Address,
-    keypair: Option<&Address>,
-    what: Provisioning,
-) -> Node {
+pub fn node(run: &Arc<BuildRun>, target: Target, what: Provisioning) -> Node {
     let step = Provision {
         run: Arc::clone(run),
-        vm: vm.clone(),
-        keypair: keypair.cloned(),
+        target,
         what,
     };
     Node::new(
@@ -51,16 +57,65 @@ pub fn node(
     )
 }
 
+impl Provision {
+    /// In the chroot at `mount`'s folder, as the chroot communicator does.
+    async fn in_chroot(
+        &self,
+        run: &Run<'_>,
+        mount: &Address,
+        wrapper: &str,
+    ) -> Result<(), StepError> {
+        let w = &self.what;
+        let Some(Output::Id(root)) = self.run.output(mount) else {
+            return Err(StepError::Failed(format!("{mount} has not run")));
+        };
+        let session = provision::Session::Chroot(provision::chroot::Chroot {
+            root: root.into(),
+            wrapper: wrapper.to_string(),
+        });
+        let build = communicator::chroot_build_data(&self.run.vars);
+        let output = |line: &str| {
+            run.recorder.event(Event::Output {
+                build: self.run.name.clone(),
+                line: self.run.mask(line),
+            })
+        };
+        let cancelled = || run.recorder.cancelled();
+        let ctx = provision::Context {
+            build_name: &self.run.name,
+            builder_type: w.builder_type,
+            build,
+            base_dir: &w.template_dir,
+            output: &output,
+            cancelled: &cancelled,
+        };
+        provision::run(&w.provisioners, Some(&session), &ctx)
+            .await
+            .map_err(|e| StepError::Failed(self.run.mask(&format!("provisioning failed: {e}"))))?;
+        if run.recorder.cancelled() {
+            return Err(StepError::Interrupted(format!(
+                "interrupted before {}",
+                run.address
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Step for Provision {
     async fn run(&self, run: &Run<'_>) -> Result<(), StepError> {
+        let (vm_address, keypair) = match &self.target {
+            Target::Vm { vm, keypair } => (vm, keypair),
+            Target::Chroot { mount, wrapper } => return self.in_chroot(run, mount, wrapper).await,
+        };
         let w = &self.what;
         let ssh = w.comm.communicator == "ssh";
         if !ssh && w.provisioners.is_empty() {
             return Ok(());
         }
         let cloud = &self.run.cloud;
-        let mut vm = self.run.vm(&self.vm)?;
+        let mut vm = self.run.vm(vm_address)?;
         let mut host = None;
         if ssh {
             // A VM may show its address a little after it runs (C9).
@@ -86,7 +141,7 @@ impl Step for Provision {
                 )));
             }
         }
-        let temporary = match &self.keypair {
+        let temporary = match keypair {
             Some(address) => match self.run.output(address) {
                 Some(Output::Keypair { private_key, .. }) => Some(private_key),
                 _ => return Err(StepError::Failed(format!("{address} has not run"))),
@@ -126,7 +181,7 @@ impl Step for Provision {
                 run.address
             )));
         }
-        self.run.outputs.put(&self.vm, Output::Vm(Box::new(vm)));
+        self.run.outputs.put(vm_address, Output::Vm(Box::new(vm)));
         Ok(())
     }
 }

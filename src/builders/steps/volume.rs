@@ -1,15 +1,18 @@
-//! The build VM's volumes: made by its launch, recorded by the VM's node,
-//! removed with the VM when marked so, or after it.
+//! Volumes: the build VM's, made by its launch, recorded by the VM's node,
+//! removed with the VM when marked so, or after it; and the chroot
+//! builder's, made on their own from a snapshot or blank.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{BuildRun, OutscaleDestroyer, delete, destroy_error};
+use super::{BuildRun, OutscaleDestroyer, create, delete, destroy_error};
+use crate::builders::cloud::{Cloud, failed, ownership_tags, to_tags, waiting};
 use crate::graph::{Address, DestroyError, Destroyed, Kind, Lifetime, Node, Run, Step, StepError};
-use crate::oapi::model::DeleteVolumeRequest;
-use crate::state::ResourceState;
+use crate::oapi::model::*;
+use crate::state::{Lookup, ResourceState};
 
 /// Checks that the VM's launch recorded the volume.
 struct Recorded {
@@ -72,4 +75,144 @@ pub async fn destroy(
             delete(cloud, request, id).await
         }
     }
+}
+
+/// What a volume made on its own (the chroot builder's) starts from.
+pub enum Start {
+    /// A snapshot of this account's (the source OMI's root).
+    Snapshot { id: String, size: i64 },
+    /// The snapshot of `device` in the copy of the source OMI made by the
+    /// node at this address.
+    CopyOf { copy: Address, device: String },
+    /// Nothing: `from_scratch`.
+    Blank,
+}
+
+/// A volume made on its own, in the host's subregion.
+pub struct NewVolume {
+    pub start: Start,
+    /// `root_volume_size`: the volume is at least as large as its snapshot.
+    pub size: Option<i64>,
+    /// `root_volume_type`, else the source's (else `gp2`).
+    pub volume_type: Option<String>,
+    /// The source's, when the type stays `io1`.
+    pub iops: Option<i64>,
+    /// `root_volume_tags`, with build variables left.
+    pub tags: BTreeMap<String, String>,
+}
+
+struct Create {
+    run: Arc<BuildRun>,
+    new: NewVolume,
+}
+
+/// The node of a volume made on its own (behaviour §6, StepCreateVolume),
+/// for the device it stands for in the OMI.
+pub fn create_node(run: &Arc<BuildRun>, device: &str, new: NewVolume) -> Node {
+    let size = match &new.start {
+        Start::Snapshot { size, .. } => Some(new.size.unwrap_or(0).max(*size)),
+        _ => new.size,
+    };
+    let kind = new.volume_type.clone();
+    let step = Create {
+        run: Arc::clone(run),
+        new,
+    };
+    Node::new(
+        &run.name,
+        Kind::Volume,
+        Some(device),
+        Lifetime::Ephemeral,
+        Arc::new(step),
+    )
+    .with("size", size.map(|s| json!(s)))
+    .with("volume_type", kind.map(|k| json!(k)))
+}
+
+#[async_trait]
+impl Step for Create {
+    async fn run(&self, run: &Run<'_>) -> Result<(), StepError> {
+        let cloud = &self.run.cloud;
+        let n = &self.new;
+        let (snapshot, snapshot_size) = match &n.start {
+            Start::Snapshot { id, size } => (Some(id.clone()), *size),
+            Start::CopyOf { copy, device } => {
+                let Some(super::Output::Image(image)) = self.run.output(copy) else {
+                    return Err(StepError::Failed(format!("{copy} has not run")));
+                };
+                let bsu = image
+                    .block_device_mappings
+                    .iter()
+                    .find(|m| m.device_name.as_deref() == Some(device.as_str()))
+                    .and_then(|m| m.bsu.clone())
+                    .ok_or_else(|| {
+                        StepError::Failed(format!("the copy {} has no {device}", image.image_id))
+                    })?;
+                (bsu.snapshot_id, bsu.volume_size.unwrap_or(0))
+            }
+            Start::Blank => (None, 0),
+        };
+        let subregion = cloud
+            .metadata
+            .get("placement/availability-zone")
+            .await
+            .map_err(StepError::Failed)?;
+        let token = uuid::Uuid::new_v4().to_string();
+        let volume_type = n.volume_type.clone().unwrap_or_else(|| "gp2".to_string());
+        let request = CreateVolumeRequest {
+            subregion_name: subregion,
+            size: Some(n.size.unwrap_or(0).max(snapshot_size)).filter(|s| *s > 0),
+            snapshot_id: snapshot,
+            iops: n.iops.filter(|_| volume_type == "io1"),
+            volume_type: Some(volume_type),
+            client_token: Some(token.clone()),
+            ..Default::default()
+        };
+        let volume = create(
+            run,
+            Kind::Volume,
+            true,
+            Lookup {
+                name: None,
+                client_token: Some(token),
+            },
+            async { Ok(cloud.client.call(&request).await?.volume) },
+            |v: &Volume| v.volume_id.clone(),
+        )
+        .await?;
+        let lineage = run.recorder.lineage();
+        let mut tags = ownership_tags(&lineage, &self.run.name);
+        tags.extend(to_tags(&self.run.render(&n.tags)?));
+        let ids = [volume.volume_id.clone()];
+        cloud.tagger.add(&self.run.name, &ids, &tags);
+        cloud.tagger.flush(&self.run.name).await.map_err(failed)?;
+        waiting(
+            run.recorder,
+            run.address,
+            "available",
+            cloud
+                .waiters
+                .volume_available(&volume.volume_id, &cloud.wait),
+        )
+        .await?;
+        self.run
+            .outputs
+            .put(run.address, super::Output::Id(volume.volume_id));
+        Ok(())
+    }
+}
+
+/// A volume whose CreateVolume answer was lost, by its ClientToken.
+pub async fn find(cloud: &Cloud, r: &ResourceState) -> Result<Option<String>, crate::oapi::Error> {
+    let Some(token) = &r.lookup.client_token else {
+        return Ok(None);
+    };
+    let read = ReadVolumesRequest {
+        filters: Some(FiltersVolume {
+            client_tokens: Some(vec![token.clone()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    super::first_id(cloud, read, |v: Volume| Some(v.volume_id)).await
 }

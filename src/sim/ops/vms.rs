@@ -661,6 +661,7 @@ pub fn start(ctx: &mut Ctx<'_>, req: StartVmsRequest) -> SimResult<VmStateChange
 }
 
 pub fn stop(ctx: &mut Ctx<'_>, req: StopVmsRequest) -> SimResult<VmStateChangeResponse> {
+    refuse_host(ctx, &req.vm_ids)?;
     change_states(ctx, &req.vm_ids, |state| match state {
         "pending" | "running" => Ok(Some(("stopping", "stopped", Latency::VM_STOP))),
         "stopping" | "stopped" => Ok(None),
@@ -670,6 +671,7 @@ pub fn stop(ctx: &mut Ctx<'_>, req: StopVmsRequest) -> SimResult<VmStateChangeRe
 
 pub fn delete(ctx: &mut Ctx<'_>, req: DeleteVmsRequest) -> SimResult<VmStateChangeResponse> {
     own_vms(ctx, &req.vm_ids)?;
+    refuse_host(ctx, &req.vm_ids)?;
     if let Some(id) = req
         .vm_ids
         .iter()
@@ -710,6 +712,22 @@ pub fn console_output(
         console_output: Some(base64::engine::general_purpose::STANDARD.encode(tail)),
         ..Default::default()
     })
+}
+
+/// The host VM is the machine the simulator runs on: it stays up.
+fn refuse_host(ctx: &Ctx<'_>, ids: &[String]) -> SimResult<()> {
+    match ids
+        .iter()
+        .find(|id| crate::sim::host::is_host(ctx.world, id))
+    {
+        Some(id) => Err(SimError::invalid_state(
+            "6006",
+            format!(
+                "VM {id} is the machine the simulator runs on: it cannot be stopped or deleted"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -225,6 +225,11 @@ pub fn link(ctx: &mut Ctx<'_>, req: LinkVolumeRequest) -> SimResult<EmptyRespons
             ),
         ));
     }
+    if crate::sim::host::is_host(ctx.world, &req.vm_id)
+        && let Some(why) = crate::sim::host::refuse_link(&req.device_name)
+    {
+        return Err(SimError::conflict("9004", why));
+    }
     let taken = ctx
         .world
         .volumes

@@ -15,6 +15,7 @@ mod omi;
 mod run;
 
 pub use access::AccessConfig;
+pub(crate) use block_devices::check_devices;
 pub use block_devices::{BlockDevice, BlockDevices};
 pub use communicator::CommConfig;
 pub use omi::OmiConfig;

@@ -82,6 +82,28 @@ impl OmiConfig {
             "omi_block_device_mappings",
             &devices.omi_block_device_mappings,
         )?;
+        self.check_root(devices)
+    }
+
+    /// The chroot builder's checks: the OMI's mappings and root device
+    /// matter only from scratch (its own checks say so).
+    pub(crate) fn validate_chroot(
+        &self,
+        devices: &BlockDevices,
+        from_scratch: bool,
+    ) -> Result<(), Failure> {
+        let names_only = OmiConfig {
+            root_device_name: None,
+            ..self.clone()
+        };
+        names_only.validate(&BlockDevices::default())?;
+        if from_scratch {
+            self.check_root(devices)?;
+        }
+        Ok(())
+    }
+
+    fn check_root(&self, devices: &BlockDevices) -> Result<(), Failure> {
         if !devices.omi_block_device_mappings.is_empty() && self.root_device_name.is_none() {
             let what = "root_device_name, which of omi_block_device_mappings is the root";
             return Err((KeyPath::of("root_device_name"), Problem::Missing(what)));

@@ -299,23 +299,7 @@ impl RunConfig {
             let what = "the VM type to build on, e.g. \"tinav6.c4r8p2\"";
             return Err((KeyPath::of("vm_type"), Problem::Missing(what)));
         }
-        let no_source = self.source_omi.is_none();
-        match &self.source_omi_filter {
-            None if no_source => {
-                let what = "source_omi or source_omi_filter, the OMI to start from";
-                return Err((KeyPath::of("source_omi"), Problem::Missing(what)));
-            }
-            Some(filter) => {
-                if no_source && filter.owners.is_empty() {
-                    let what = "owners (account ids or aliases such as \"Outscale\") when \
-                                source_omi is not set: anyone can publish an OMI";
-                    let path = KeyPath::of("source_omi_filter").key("owners");
-                    return Err((path, Problem::Missing(what)));
-                }
-                check_filter_names("source_omi_filter", &filter.filters, OMI_FILTERS)?;
-            }
-            None => {}
-        }
+        self.validate_source()?;
         if let Some(f) = &self.net_filter {
             check_filter_names("net_filter", &f.filters, NET_FILTERS)?;
         }
@@ -353,6 +337,28 @@ impl RunConfig {
         if self.enable_t2_unlimited && !self.vm_type.starts_with("t2.") {
             let message = format!("only applies to t2 VM types, not `{}`", self.vm_type);
             return Err(invalid("enable_t2_unlimited", message));
+        }
+        Ok(())
+    }
+
+    /// Whether the source OMI is given, or a filter that finds it safely.
+    pub(crate) fn validate_source(&self) -> Result<(), Failure> {
+        let no_source = self.source_omi.is_none();
+        match &self.source_omi_filter {
+            None if no_source => {
+                let what = "source_omi or source_omi_filter, the OMI to start from";
+                return Err((KeyPath::of("source_omi"), Problem::Missing(what)));
+            }
+            Some(filter) => {
+                if no_source && filter.owners.is_empty() {
+                    let what = "owners (account ids or aliases such as \"Outscale\") when \
+                                source_omi is not set: anyone can publish an OMI";
+                    let path = KeyPath::of("source_omi_filter").key("owners");
+                    return Err((path, Problem::Missing(what)));
+                }
+                check_filter_names("source_omi_filter", &filter.filters, OMI_FILTERS)?;
+            }
+            None => {}
         }
         Ok(())
     }
