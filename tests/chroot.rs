@@ -41,42 +41,6 @@ fn chroot_builder(w: &Workspace, name: &str, changes: Value) -> Value {
     builder
 }
 
-/// A keypair and a security group open on port 22 from loopback.
-async fn login_kit(client: &Client, name: &str) -> (String, Arc<russh::keys::PrivateKey>, String) {
-    let keypair = client
-        .call(&CreateKeypairRequest {
-            keypair_name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .keypair;
-    let key = russh::keys::decode_secret_key(keypair.private_key.unwrap().expose(), None).unwrap();
-    let group = client
-        .call(&CreateSecurityGroupRequest {
-            security_group_name: name.into(),
-            description: "ssh".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .security_group
-        .security_group_id;
-    client
-        .call(&CreateSecurityGroupRuleRequest {
-            security_group_id: group.clone(),
-            flow: "Inbound".into(),
-            ip_protocol: Some("tcp".into()),
-            from_port_range: Some(22),
-            to_port_range: Some(22),
-            ip_range: Some("127.0.0.0/8".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    (name.to_string(), Arc::new(key), group)
-}
-
 /// A VM launched from `image`, running, logged into over SSH.
 async fn log_into(
     client: &Client,
@@ -179,13 +143,22 @@ async fn a_chroot_build_reaches_the_vms_of_its_omi_and_puts_resolv_conf_back() {
         {"type": "shell", "inline": [
             "echo 'built in a chroot' > /etc/motd",
             "cat /etc/resolv.conf > /root/resolv-during-build",
-            "echo \"device {{ build `ConnType` }}\""
+            "echo \"device {{ build `ConnType` }}\"",
+            "echo \"wrapped=$WRAPPED\"",
+            "grep \" / \" /proc/mounts | grep -c noatime"
         ]},
         {"type": "file", "source": "site", "destination": "/var/www/"},
     ]);
-    w.write_template(vec![chroot_builder(&w, "c", json!({}))], provisioners);
+    // Every command on this machine goes through the wrapper; the volume
+    // is mounted with the options.
+    let changes = json!({
+        "command_wrapper": "env WRAPPED=yes {{.Command}}",
+        "mount_options": ["noatime"],
+    });
+    w.write_template(vec![chroot_builder(&w, "c", changes)], provisioners);
     let stderr = ok(&w.run(&["apply", "t.json", "--auto-approve"]));
     assert!(stderr.contains("    c: device chroot"), "{stderr}");
+    assert!(stderr.contains("    c: wrapped=yes"), "{stderr}");
     // The source belongs to the catalogue's account: its copy made the
     // volume, and went.
     assert!(
@@ -362,25 +335,6 @@ fn killed_while_provisioning_then_destroyed_leaves_nothing() {
     assert!(w.addresses().is_empty(), "{:?}", w.addresses());
 }
 
-/// A minimal userland from this machine: a shell, the tools the
-/// provisioners and the simulator's SSH service use, their libraries,
-/// and the accounts.
-const USERLAND: &str = r#"set -e
-root="$1"
-mkdir -p "$root/bin" "$root/usr/bin" "$root/etc" "$root/root" "$root/home/outscale" "$root/tmp" "$root/dev" "$root/proc" "$root/sys"
-for p in sh cat ls mkdir chmod rm; do
-  src=$(command -v $p)
-  cp "$src" "$root/bin/$p"
-  for lib in $(ldd "$src" | grep -o '/[^ ]*'); do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
-  done
-done
-printf 'root:x:0:0:root:/root:/bin/sh\noutscale:x:1000:1000::/home/outscale:/bin/sh\n' > "$root/etc/passwd"
-printf 'root:x:0:\noutscale:x:1000:\n' > "$root/etc/group"
-echo from-scratch > "$root/etc/hostname"
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_scratch_the_seed_partitions_formats_and_its_omi_boots() {
     if !privileged("from_scratch_the_seed_partitions_formats_and_its_omi_boots") {
@@ -394,7 +348,9 @@ async fn from_scratch_the_seed_partitions_formats_and_its_omi_boots() {
     }
     let w = Workspace::new();
     let _cleanup = Cleanup(&w);
-    std::fs::write(w.path().join("userland.sh"), USERLAND).unwrap();
+    // The example's userland, copied from this machine.
+    let userland = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/files/userland.sh");
+    std::fs::copy(userland, w.path().join("userland.sh")).unwrap();
     // The seed's example, as written, with a userland put in place after
     // mounting.
     let seed = json!({

@@ -51,44 +51,6 @@ fn write_key(path: &Path, key: &russh::keys::PrivateKey) {
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 }
 
-/// A keypair and a security group open on port 22 from loopback: what a
-/// user needs to log into a VM.
-async fn login_kit(client: &Client, name: &str) -> (String, Arc<russh::keys::PrivateKey>, String) {
-    let keypair = client
-        .call(&CreateKeypairRequest {
-            keypair_name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .keypair;
-    let pem = keypair.private_key.unwrap();
-    let key = russh::keys::decode_secret_key(pem.expose(), None).unwrap();
-    let group = client
-        .call(&CreateSecurityGroupRequest {
-            security_group_name: name.into(),
-            description: "ssh".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .security_group
-        .security_group_id;
-    client
-        .call(&CreateSecurityGroupRuleRequest {
-            security_group_id: group.clone(),
-            flow: "Inbound".into(),
-            ip_protocol: Some("tcp".into()),
-            from_port_range: Some(22),
-            to_port_range: Some(22),
-            ip_range: Some("127.0.0.0/8".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    (name.to_string(), Arc::new(key), group)
-}
-
 /// Launches a VM from `image` and waits for it to run.
 async fn launch(client: &Client, image: &str, keypair: &str, group: &str) -> Vm {
     let vm = client

@@ -1,19 +1,95 @@
-//! What every builder that registers an OMI declares after it, whatever
-//! made it: who may launch the OMI and create volumes from its snapshots,
-//! its tags, then the post-processors; and the build variables the OMI's
-//! options are rendered with.
+//! What every builder shares around its own nodes: the build's work (its
+//! provisioners and post-processors, and what they read), the run its
+//! steps share, the build variables; and what follows an OMI, whatever
+//! made it: who may launch it and create volumes from its snapshots, its
+//! tags, then the post-processors.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::Declare;
 use super::steps::permissions::{self, Of};
 use super::steps::{BuildRun, post_process, tags};
-use crate::graph::{Graph, Kind, NodeIndex};
+use crate::graph::{Digest, Graph, Kind, NodeIndex};
 use crate::oapi::model::Image;
-use crate::template::{BuildVars, OmiConfig, PostProcessor, render_build_vars};
+use crate::secret::Secret;
+use crate::template::{Build, BuildVars, OmiConfig, PostProcessor, Provisioner, render_build_vars};
+
+/// A build's work besides its builder's options.
+pub struct Work {
+    pub name: String,
+    /// As written, e.g. `osc-bsu`.
+    pub builder_type: String,
+    /// Scripts and uploads are read from here.
+    pub template_dir: PathBuf,
+    pub provisioners: Vec<Provisioner>,
+    /// What the provisioners read from the local disk, for the digest.
+    pub inputs: Vec<(String, Vec<u8>)>,
+    pub post_processors: Vec<PostProcessor>,
+    /// What the post-processors read from the local disk, for their digest.
+    pub post_inputs: Vec<(String, Vec<u8>)>,
+    /// Values never shown: sensitive variables and passwords.
+    pub sensitive: Vec<Secret>,
+}
+
+impl Work {
+    /// Reads what the provisioners and post-processors of `build` upload
+    /// or run.
+    pub fn of(build: &Build, sensitive: Vec<Secret>) -> Result<Work, String> {
+        let dir = &build.template_dir;
+        Ok(Work {
+            name: build.name.clone(),
+            builder_type: build.builder_type.clone(),
+            template_dir: dir.clone(),
+            inputs: crate::provision::inputs(&build.provisioners, dir)
+                .map_err(|e| e.to_string())?,
+            provisioners: build.provisioners.clone(),
+            post_inputs: crate::postprocess::inputs(&build.post_processors, dir)
+                .map_err(|e| e.to_string())?,
+            post_processors: build.post_processors.clone(),
+            sensitive,
+        })
+    }
+
+    /// A build's digest: its builder's `options`, its source, its
+    /// provisioners and the bytes of the files they read.
+    pub fn digest(&self, options: &Value, source: Option<&Image>) -> String {
+        let provisioners: Vec<Value> = self
+            .provisioners
+            .iter()
+            .map(|p| json!({"type": p.kind, "config": p.config}))
+            .collect();
+        let mut digest = Digest::new();
+        digest
+            .json("options", options)
+            .part(
+                "source_omi",
+                source.map_or("", |s| s.image_id.as_str()).as_bytes(),
+            )
+            .json("provisioners", &Value::Array(provisioners));
+        for (name, bytes) in &self.inputs {
+            digest.part(&format!("file {name}"), bytes);
+        }
+        digest.finish()
+    }
+
+    /// What the build's steps share.
+    pub fn run(&self, input: &Declare<'_>, digest: String, vars: BuildVars) -> Arc<BuildRun> {
+        Arc::new(BuildRun {
+            name: self.name.clone(),
+            cloud: Arc::clone(input.cloud),
+            outputs: Default::default(),
+            refreshed: Arc::clone(input.refreshed),
+            digest,
+            vars,
+            sensitive: self.sensitive.clone(),
+            deregistered: Mutex::new(Vec::new()),
+        })
+    }
+}
 
 /// The build variables of a build from `source` (none from scratch).
 pub fn build_vars(source: Option<&Image>, region: &str) -> BuildVars {
@@ -75,14 +151,6 @@ fn snapshot_permissions(omi: &OmiConfig) -> BTreeMap<String, Value> {
     permissions::desired(&ids, global)
 }
 
-/// The post-processors of a build, and what they read.
-pub struct PostProcessing<'a> {
-    pub builder_type: &'a str,
-    pub post_processors: &'a [PostProcessor],
-    pub inputs: &'a [(String, Vec<u8>)],
-    pub template_dir: &'a PathBuf,
-}
-
 /// Declares the settings of the OMI at `image` (whose own snapshots are
 /// `own_snapshots`) and the post-processors after them.
 pub fn declare(
@@ -91,7 +159,7 @@ pub fn declare(
     image: NodeIndex,
     own_snapshots: &[NodeIndex],
     omi: &OmiConfig,
-    post: PostProcessing<'_>,
+    work: &Work,
 ) -> Result<(), String> {
     let add = |graph: &mut Graph, node| graph.add(node).map_err(|e| e.to_string());
     let image_address = graph.node(image).address.clone();
@@ -121,14 +189,14 @@ pub fn declare(
         }
         done.push(setting);
     }
-    if !post.post_processors.is_empty() {
+    if !work.post_processors.is_empty() {
         let node = post_process::node(
             run,
             &image_address,
-            post.builder_type,
-            post.post_processors.to_vec(),
-            post.inputs,
-            post.template_dir.clone(),
+            &work.builder_type,
+            work.post_processors.clone(),
+            &work.post_inputs,
+            work.template_dir.clone(),
         );
         let post = add(graph, node)?;
         for before in done {

@@ -8,39 +8,26 @@
 //! needed.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
+use super::artifact::{self, Work};
 use super::steps::image::{self, From, Omi};
 use super::steps::provision::Provisioning;
 use super::steps::vm::Launch;
 use super::steps::{
-    BuildRun, keypair, provision, public_ip, run, security_group, snapshot, source, stop, vm,
-    volume,
+    keypair, provision, public_ip, run, security_group, snapshot, source, stop, vm, volume,
 };
-use super::{Builder, Declare, Declared, artifact, communicator};
-use crate::graph::{Digest, Graph, Lifetime};
+use super::{Builder, Declare, Declared, communicator};
+use crate::graph::{Graph, Lifetime};
 use crate::oapi::model::Image;
-use crate::provision as provisioners;
 use crate::secret::Secret;
-use crate::template::{BsuConfig, Build, OmiConfig, PostProcessor, Provisioner, RunConfig};
+use crate::template::{BsuConfig, Build, OmiConfig, RunConfig};
 
 /// A bsu build, checked: what osci cannot honour was refused.
 pub struct Bsu {
-    name: String,
     config: BsuConfig,
-    provisioners: Vec<Provisioner>,
-    post_processors: Vec<PostProcessor>,
-    /// What the post-processors read from the local disk, for their digest.
-    post_inputs: Vec<(String, Vec<u8>)>,
-    builder_type: String,
-    template_dir: PathBuf,
-    /// What the provisioners read from the local disk, for the digest.
-    inputs: Vec<(String, Vec<u8>)>,
-    /// Values never shown: sensitive variables and passwords.
-    sensitive: Vec<Secret>,
+    work: Work,
 }
 
 impl Bsu {
@@ -59,10 +46,6 @@ impl Bsu {
         if let Some(why) = communicator::unsupported(comm) {
             return refuse(&why);
         }
-        let inputs = provisioners::inputs(&build.provisioners, &build.template_dir)
-            .map_err(|e| e.to_string())?;
-        let post_inputs = crate::postprocess::inputs(&build.post_processors, &build.template_dir)
-            .map_err(|e| e.to_string())?;
         if config.bsu.skip_create_omi
             && let Some(p) = build.post_processors.first()
         {
@@ -109,15 +92,8 @@ impl Bsu {
             .cloned()
             .collect();
         Ok(Bsu {
-            name: build.name.clone(),
+            work: Work::of(build, sensitive)?,
             config,
-            provisioners: build.provisioners.clone(),
-            post_processors: build.post_processors.clone(),
-            post_inputs,
-            builder_type: build.builder_type.clone(),
-            template_dir: build.template_dir.clone(),
-            inputs,
-            sensitive,
         })
     }
 
@@ -180,26 +156,13 @@ impl Bsu {
             "skip_create_omi": c.bsu.skip_create_omi,
             "communicator": c.comm.communicator,
         });
-        let provisioners: Vec<Value> = self
-            .provisioners
-            .iter()
-            .map(|p| json!({"type": p.kind, "config": p.config}))
-            .collect();
-        let mut digest = Digest::new();
-        digest
-            .json("options", &options)
-            .part("source_omi", source.image_id.as_bytes())
-            .json("provisioners", &Value::Array(provisioners));
-        for (name, bytes) in &self.inputs {
-            digest.part(&format!("file {name}"), bytes);
-        }
-        digest.finish()
+        self.work.digest(&options, Some(source))
     }
 }
 
 impl Builder for Bsu {
     fn name(&self) -> &str {
-        &self.name
+        &self.work.name
     }
 
     fn source(&self) -> Option<&RunConfig> {
@@ -239,16 +202,9 @@ impl Builder for Bsu {
                 c.omi.root_device_name.as_deref(),
             )?;
         }
-        let run = Arc::new(BuildRun {
-            name: self.name.clone(),
-            cloud: Arc::clone(input.cloud),
-            outputs: Default::default(),
-            refreshed: Arc::clone(input.refreshed),
-            digest: self.digest(src, &region),
-            vars: vars.clone(),
-            sensitive: self.sensitive.clone(),
-            deregistered: Mutex::new(Vec::new()),
-        });
+        let run = self
+            .work
+            .run(&input, self.digest(src, &region), vars.clone());
         let add = |graph: &mut Graph, node| graph.add(node).map_err(|e| e.to_string());
 
         // Placement resolved at plan time, so the apply launches where the
@@ -313,8 +269,8 @@ impl Builder for Bsu {
         let provisioning = Provisioning {
             comm: c.comm.clone(),
             ssh_interface: c.run.ssh_interface.clone(),
-            provisioners: self.provisioners.clone(),
-            template_dir: self.template_dir.clone(),
+            provisioners: self.work.provisioners.clone(),
+            template_dir: self.work.template_dir.clone(),
             builder_type: "outscale-bsu",
         };
         let prov = add(
@@ -392,19 +348,7 @@ impl Builder for Bsu {
             }
             image
         };
-        artifact::declare(
-            &run,
-            graph,
-            image,
-            &own_snapshots,
-            &c.omi,
-            artifact::PostProcessing {
-                builder_type: &self.builder_type,
-                post_processors: &self.post_processors,
-                inputs: &self.post_inputs,
-                template_dir: &self.template_dir,
-            },
-        )?;
+        artifact::declare(&run, graph, image, &own_snapshots, &c.omi, &self.work)?;
         Ok(Declared {
             run,
             image: Some(image),

@@ -10,40 +10,28 @@
 //! crash at any point leaves enough for `destroy` to unmount (innermost
 //! first), unlink and delete what the build made on this host.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-
 use serde_json::{Value, json};
 
+use super::artifact::{self, Work};
 use super::steps::image::{self, Base, From, Omi};
 use super::steps::mount::{Extra, Root};
 use super::steps::provision::{Provisioning, Target};
 use super::steps::volume::{NewVolume, Start};
 use super::steps::{
-    BuildRun, copy_files, device, host_commands, link, mount, provision, snapshot, source, volume,
+    copy_files, device, host_commands, link, mount, provision, snapshot, source, volume,
 };
-use super::{Builder, Declare, Declared, artifact};
-use crate::graph::{Digest, Graph, Lifetime, NodeIndex};
+use super::{Builder, Declare, Declared};
+use crate::graph::{Graph, Lifetime, NodeIndex};
 use crate::oapi::model::Image;
-use crate::provision as provisioners;
 use crate::secret::Secret;
-use crate::template::{
-    Build, ChrootConfig, DEFAULT_MOUNT_PATH, OmiConfig, PostProcessor, Provisioner, RunConfig,
-};
+use crate::template::{Build, ChrootConfig, DEFAULT_MOUNT_PATH, OmiConfig, RunConfig};
 
 /// A chroot build, checked: what osci cannot honour was refused.
 pub struct Chroot {
-    name: String,
     config: ChrootConfig,
     /// The source options, as the planner reads them for every builder.
     source: RunConfig,
-    provisioners: Vec<Provisioner>,
-    post_processors: Vec<PostProcessor>,
-    post_inputs: Vec<(String, Vec<u8>)>,
-    builder_type: String,
-    template_dir: PathBuf,
-    inputs: Vec<(String, Vec<u8>)>,
-    sensitive: Vec<Secret>,
+    work: Work,
 }
 
 impl Chroot {
@@ -52,21 +40,10 @@ impl Chroot {
         config: &ChrootConfig,
         sensitive: &[Secret],
     ) -> Result<Chroot, String> {
-        let inputs = provisioners::inputs(&build.provisioners, &build.template_dir)
-            .map_err(|e| e.to_string())?;
-        let post_inputs = crate::postprocess::inputs(&build.post_processors, &build.template_dir)
-            .map_err(|e| e.to_string())?;
         Ok(Chroot {
-            name: build.name.clone(),
             source: config.chroot.source(),
             config: config.clone(),
-            provisioners: build.provisioners.clone(),
-            post_processors: build.post_processors.clone(),
-            post_inputs,
-            builder_type: build.builder_type.clone(),
-            template_dir: build.template_dir.clone(),
-            inputs,
-            sensitive: sensitive.to_vec(),
+            work: Work::of(build, sensitive.to_vec())?,
         })
     }
 
@@ -113,23 +90,7 @@ impl Chroot {
             "root_device_name": o.root_device_name,
             "omi_block_device_mappings": mappings,
         });
-        let provisioners: Vec<Value> = self
-            .provisioners
-            .iter()
-            .map(|p| json!({"type": p.kind, "config": p.config}))
-            .collect();
-        let mut digest = Digest::new();
-        digest
-            .json("options", &options)
-            .part(
-                "source_omi",
-                source.map(|s| s.image_id.as_str()).unwrap_or("").as_bytes(),
-            )
-            .json("provisioners", &Value::Array(provisioners));
-        for (name, bytes) in &self.inputs {
-            digest.part(&format!("file {name}"), bytes);
-        }
-        digest.finish()
+        self.work.digest(&options, source)
     }
 
     /// The volume the chroot is built on, and the device it stands for in
@@ -204,7 +165,7 @@ impl Chroot {
 
 impl Builder for Chroot {
     fn name(&self) -> &str {
-        &self.name
+        &self.work.name
     }
 
     fn source(&self) -> Option<&RunConfig> {
@@ -234,16 +195,7 @@ impl Builder for Chroot {
         let src = input.source;
         let region = input.cloud.region().to_string();
         let vars = artifact::build_vars(src, &region);
-        let run = Arc::new(BuildRun {
-            name: self.name.clone(),
-            cloud: Arc::clone(input.cloud),
-            outputs: Default::default(),
-            refreshed: Arc::clone(input.refreshed),
-            digest: self.digest(src, &region),
-            vars,
-            sensitive: self.sensitive.clone(),
-            deregistered: Mutex::new(Vec::new()),
-        });
+        let run = self.work.run(&input, self.digest(src, &region), vars);
         let add = |graph: &mut Graph, node| graph.add(node).map_err(|e| e.to_string());
         let address = |graph: &Graph, i: NodeIndex| graph.node(i).address.clone();
         let wrapper = self.wrapper();
@@ -372,8 +324,8 @@ impl Builder for Chroot {
         let provisioning = Provisioning {
             comm: Default::default(),
             ssh_interface: None,
-            provisioners: self.provisioners.clone(),
-            template_dir: self.template_dir.clone(),
+            provisioners: self.work.provisioners.clone(),
+            template_dir: self.work.template_dir.clone(),
             builder_type: "outscale-chroot",
         };
         let target = Target::Chroot {
@@ -430,19 +382,7 @@ impl Builder for Chroot {
         }
         let mut own = vec![taken];
         own.extend(copy_snapshots);
-        artifact::declare(
-            &run,
-            graph,
-            image,
-            &own,
-            o,
-            artifact::PostProcessing {
-                builder_type: &self.builder_type,
-                post_processors: &self.post_processors,
-                inputs: &self.post_inputs,
-                template_dir: &self.template_dir,
-            },
-        )?;
+        artifact::declare(&run, graph, image, &own, o, &self.work)?;
         Ok(Declared {
             run,
             image: Some(image),

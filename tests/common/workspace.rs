@@ -278,8 +278,9 @@ pub fn sim_client(sim: &super::SimProcess) -> Client {
 }
 
 /// What a chroot build of this workspace left on the machine: mounts
-/// under the workspace, loop devices over its simulator's disks, and the
-/// device nodes of those.
+/// under the workspace (`/proc/mounts`), loop devices over its
+/// simulator's disks (`losetup -a`), and the device nodes of those
+/// (`/dev`).
 pub fn host_leftovers(w: &Workspace) -> Vec<String> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let root = w.path().display().to_string();
@@ -307,7 +308,59 @@ pub fn host_leftovers(w: &Workspace) -> Vec<String> {
             ));
         }
     }
+    let losetup = Command::new("losetup").arg("-a").output();
+    for line in losetup
+        .map(|o| o.stdout)
+        .unwrap_or_default()
+        .split(|b| *b == b'\n')
+    {
+        let line = String::from_utf8_lossy(line);
+        if line.contains(&root) {
+            left.push(format!("losetup: {line}"));
+        }
+    }
     left.sort();
     left.dedup();
     left
+}
+
+/// A keypair and a security group open on port 22 from loopback: what a
+/// user needs to log into a VM.
+pub async fn login_kit(
+    client: &Client,
+    name: &str,
+) -> (String, std::sync::Arc<russh::keys::PrivateKey>, String) {
+    let keypair = client
+        .call(&CreateKeypairRequest {
+            keypair_name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .keypair;
+    let pem = keypair.private_key.unwrap();
+    let key = russh::keys::decode_secret_key(pem.expose(), None).unwrap();
+    let group = client
+        .call(&CreateSecurityGroupRequest {
+            security_group_name: name.into(),
+            description: "ssh".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .security_group
+        .security_group_id;
+    client
+        .call(&CreateSecurityGroupRuleRequest {
+            security_group_id: group.clone(),
+            flow: "Inbound".into(),
+            ip_protocol: Some("tcp".into()),
+            from_port_range: Some(22),
+            to_port_range: Some(22),
+            ip_range: Some("127.0.0.0/8".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (name.to_string(), std::sync::Arc::new(key), group)
 }

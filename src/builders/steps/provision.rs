@@ -58,22 +58,16 @@ pub fn node(run: &Arc<BuildRun>, target: Target, what: Provisioning) -> Node {
 }
 
 impl Provision {
-    /// In the chroot at `mount`'s folder, as the chroot communicator does.
-    async fn in_chroot(
+    /// Runs `provisioners` with the build's context (`build` is what
+    /// `{{ build `Key` }}` answers): output streamed and masked, Ctrl-C
+    /// honoured.
+    async fn with_context(
         &self,
         run: &Run<'_>,
-        mount: &Address,
-        wrapper: &str,
+        build: std::collections::BTreeMap<String, String>,
+        provisioners: impl AsyncFnOnce(&provision::Context<'_>) -> Result<(), String>,
     ) -> Result<(), StepError> {
         let w = &self.what;
-        let Some(Output::Id(root)) = self.run.output(mount) else {
-            return Err(StepError::Failed(format!("{mount} has not run")));
-        };
-        let session = provision::Session::Chroot(provision::chroot::Chroot {
-            root: root.into(),
-            wrapper: wrapper.to_string(),
-        });
-        let build = communicator::chroot_build_data(&self.run.vars);
         let output = |line: &str| {
             run.recorder.event(Event::Output {
                 build: self.run.name.clone(),
@@ -89,7 +83,7 @@ impl Provision {
             output: &output,
             cancelled: &cancelled,
         };
-        provision::run(&w.provisioners, Some(&session), &ctx)
+        provisioners(&ctx)
             .await
             .map_err(|e| StepError::Failed(self.run.mask(&format!("provisioning failed: {e}"))))?;
         if run.recorder.cancelled() {
@@ -99,6 +93,30 @@ impl Provision {
             )));
         }
         Ok(())
+    }
+
+    /// In the chroot at `mount`'s folder, as the chroot communicator does.
+    async fn in_chroot(
+        &self,
+        run: &Run<'_>,
+        mount: &Address,
+        wrapper: &str,
+    ) -> Result<(), StepError> {
+        let Some(Output::Id(root)) = self.run.output(mount) else {
+            return Err(StepError::Failed(format!("{mount} has not run")));
+        };
+        let session = provision::Session::Chroot(provision::chroot::Chroot {
+            root: root.into(),
+            wrapper: wrapper.to_string(),
+        });
+        let build = communicator::chroot_build_data(&self.run.vars);
+        let provisioners = &self.what.provisioners;
+        self.with_context(run, build, async |ctx| {
+            provision::run(provisioners, Some(&session), ctx)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
     }
 }
 
@@ -157,30 +175,10 @@ impl Step for Provision {
         };
         let clear = w.comm.ssh_clear_authorized_keys && temporary.is_some();
         let build = communicator::build_data(&vm, host.as_deref(), &w.comm, &self.run.vars);
-        let output = |line: &str| {
-            run.recorder.event(Event::Output {
-                build: self.run.name.clone(),
-                line: self.run.mask(line),
-            })
-        };
-        let cancelled = || run.recorder.cancelled();
-        let ctx = provision::Context {
-            build_name: &self.run.name,
-            builder_type: w.builder_type,
-            build,
-            base_dir: &w.template_dir,
-            output: &output,
-            cancelled: &cancelled,
-        };
-        communicator::provision(&w.comm, settings, clear, &w.provisioners, &ctx)
-            .await
-            .map_err(|e| StepError::Failed(self.run.mask(&format!("provisioning failed: {e}"))))?;
-        if run.recorder.cancelled() {
-            return Err(StepError::Interrupted(format!(
-                "interrupted before {}",
-                run.address
-            )));
-        }
+        self.with_context(run, build, async |ctx| {
+            communicator::provision(&w.comm, settings, clear, &w.provisioners, ctx).await
+        })
+        .await?;
         self.run.outputs.put(vm_address, Output::Vm(Box::new(vm)));
         Ok(())
     }
