@@ -46,6 +46,8 @@ impl Bsu {
         if let Some(why) = communicator::unsupported(comm) {
             return refuse(&why);
         }
+        // Provisioners osci lacks, and files that cannot be read, first.
+        let mut work = Work::of(build, Vec::new())?;
         if config.bsu.skip_create_omi
             && let Some(p) = build.post_processors.first()
         {
@@ -91,10 +93,8 @@ impl Bsu {
             .chain(&comm.winrm_password)
             .cloned()
             .collect();
-        Ok(Bsu {
-            work: Work::of(build, sensitive)?,
-            config,
-        })
+        work.sensitive = sensitive;
+        Ok(Bsu { work, config })
     }
 
     /// The devices the VM boots with volumes on, hence its volumes and the
