@@ -7,13 +7,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::workspace::*;
-use osci::oapi::Client;
-use osci::oapi::model::*;
-use osci::provision::ssh::{self, Credential, Endpoint, Settings};
 use serde_json::{Value, json};
 
 fn privileged(test: &str) -> bool {
@@ -39,71 +35,6 @@ fn chroot_builder(w: &Workspace, name: &str, changes: Value) -> Value {
     });
     merge(&mut builder, changes);
     builder
-}
-
-/// A VM launched from `image`, running, logged into over SSH.
-async fn log_into(
-    client: &Client,
-    image: &str,
-    kit: &(String, Arc<russh::keys::PrivateKey>, String),
-) -> ssh::Session {
-    let vm = client
-        .call(&CreateVmsRequest {
-            image_id: image.into(),
-            keypair_name: Some(kit.0.clone()),
-            security_group_ids: Some(vec![kit.2.clone()]),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .vms
-        .remove(0);
-    let start = Instant::now();
-    let vm = loop {
-        let current = client
-            .read_all(&ReadVmsRequest::id(vm.vm_id.clone()))
-            .await
-            .unwrap()
-            .remove(0);
-        if current.state == "running" {
-            break current;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{} never ran",
-            vm.vm_id
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let settings = Settings {
-        target: Endpoint {
-            host: vm.public_ip.clone().unwrap(),
-            port: 22,
-            username: "outscale".into(),
-            credential: Credential::Key(Arc::clone(&kit.1)),
-        },
-        bastion: None,
-        timeout: Duration::from_secs(20),
-        handshake_attempts: 1,
-        keep_alive: None,
-        pty: false,
-    };
-    ssh::connect(&settings, &|| false).await.unwrap()
-}
-
-async fn sh(session: &ssh::Session, command: &str) -> String {
-    let mut out = Vec::new();
-    let exit = session
-        .exec(command, &[], &mut |_, d| out.extend_from_slice(d))
-        .await
-        .unwrap();
-    assert_eq!(
-        exit,
-        ssh::Exit::Status(0),
-        "`{command}`: {}",
-        String::from_utf8_lossy(&out)
-    );
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Unmounts and unlinks what a test that failed half-way left on this

@@ -21,6 +21,26 @@ fn builds() -> Vec<(&'static str, Value)> {
             "bsu over ssh",
             json!({"communicator": "ssh", "ssh_username": "outscale", "ssh_timeout": "20s"}),
         ));
+        // Its launch volumes' snapshots make the OMI.
+        builds.push((
+            "bsusurrogate",
+            json!({
+                "type": "osc-bsusurrogate",
+                "launch_block_device_mappings": [
+                    {"device_name": "/dev/sda1", "volume_size": 10},
+                    {"device_name": "/dev/xvdf", "volume_size": 2}
+                ],
+                "omi_root_device": {"source_device_name": "/dev/xvdf", "device_name": "/dev/sda1"},
+            }),
+        ));
+        // The volumes are the product.
+        builds.push((
+            "bsuvolume",
+            json!({
+                "type": "osc-bsuvolume", "omi_name": null, "omi_description": null, "tags": null,
+                "bsu_volumes": [{"device_name": "/dev/xvdf", "volume_size": 2, "tags": {"Name": "data"}}],
+            }),
+        ));
         // On this machine's block devices, mounted under the workspace.
         builds.push((
             "chroot",

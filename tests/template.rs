@@ -351,7 +351,7 @@ fn bad_builders_are_refused_with_file_build_key_and_reason() {
         ("amazon-device-key", json!({"launch_block_device_mappings": [{"device_name": "/dev/sda1", "delete_on_termination": true}]}), "launch_block_device_mappings[0].delete_on_termination", "did you mean `delete_on_vm_deletion`?"),
         ("filter-block-key", json!({"source_omi_filter": {"filter": [{"name": "image-name", "values": "x"}], "owners": ["self"]}}), "source_omi_filter.filter[0].values", "did you mean `value`?"),
         ("filter-key", json!({"source_omi_filter": {"owner": ["self"]}}), "source_omi_filter.owner", "did you mean `owners`?"),
-        ("late-var", json!({"omi_name": "web-{{ .SourceOMI }}"}), "omi_name", "only rendered in tags, snapshot_tags, run_tags, run_volume_tags, root_volume_tags and omi_description"),
+        ("late-var", json!({"omi_name": "web-{{ .SourceOMI }}"}), "omi_name", "only rendered in tags, snapshot_tags, run_tags, run_volume_tags, root_volume_tags, bsu_volumes' tags and omi_description"),
         ("late-unknown", json!({"tags": {"a": "{{ .SourceOMIId }}"}}), "tags.a", "unknown build variable `.SourceOMIId`"),
         ("env-in-builder", json!({"region": "{{env `OSC_REGION`}}"}), "region", "`env` is only allowed in the default values of `variables`"),
         ("unknown-function", json!({"omi_name": "{{ clean_name `x` }}"}), "omi_name", "unknown function `clean_name`"),

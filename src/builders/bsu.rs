@@ -7,18 +7,12 @@
 //! walks the graph and removes the ephemeral nodes when they are no longer
 //! needed.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
 
 use super::artifact::{self, Work};
 use super::steps::image::{self, From, Omi};
-use super::steps::provision::Provisioning;
-use super::steps::vm::Launch;
-use super::steps::{
-    keypair, provision, public_ip, run, security_group, snapshot, source, stop, vm, volume,
-};
-use super::{Builder, Declare, Declared, communicator};
+use super::steps::{run, snapshot};
+use super::{Builder, Declare, Declared, communicator, launch};
 use crate::graph::{Graph, Lifetime};
 use crate::oapi::model::Image;
 use crate::secret::Secret;
@@ -97,34 +91,16 @@ impl Bsu {
         Ok(Bsu { work, config })
     }
 
-    /// The devices the VM boots with volumes on, hence its volumes and the
-    /// snapshots of the OMI, with the size the plan knows of each. A source
-    /// mapping with no volume (a virtual device) makes neither.
-    fn devices(&self, source: &Image) -> BTreeMap<String, Option<i64>> {
-        let mut devices: BTreeMap<String, Option<i64>> = source
-            .block_device_mappings
-            .iter()
-            .filter_map(|m| Some((m.device_name.clone()?, m.bsu.as_ref()?.volume_size)))
-            .collect();
-        for m in &self.config.block_devices.launch_block_device_mappings {
-            if m.no_device {
-                devices.remove(&m.device_name);
-            } else {
-                let size = m.volume_size.filter(|s| *s > 0);
-                let entry = devices.entry(m.device_name.clone()).or_insert(None);
-                if size.is_some() {
-                    *entry = size;
-                }
-            }
-        }
-        devices
-    }
-
     /// The inputs that shape the image: the build's options (except those
     /// the plan can change in place, the name, credentials and timeouts),
     /// the resolved source OMI, the provisioners, and the bytes of the
     /// scripts and files they read.
     fn digest(&self, source: &Image, region: &str) -> String {
+        self.work.digest(&self.options(region), Some(source))
+    }
+
+    /// The options that shape the image, for the digest.
+    pub(super) fn options(&self, region: &str) -> Value {
         let c = &self.config;
         let mappings = |list: &[crate::template::BlockDevice]| -> Vec<Value> {
             list.iter()
@@ -138,7 +114,7 @@ impl Bsu {
                 })
                 .collect()
         };
-        let options = json!({
+        json!({
             "builder": "bsu",
             "region": region,
             "vm_type": c.run.vm_type,
@@ -155,8 +131,12 @@ impl Bsu {
             "launch_block_device_mappings": mappings(&c.block_devices.launch_block_device_mappings),
             "skip_create_omi": c.bsu.skip_create_omi,
             "communicator": c.comm.communicator,
-        });
-        self.work.digest(&options, Some(source))
+        })
+    }
+
+    /// The work of the build: provisioners, post-processors.
+    pub(super) fn work(&self) -> &Work {
+        &self.work
     }
 }
 
@@ -192,7 +172,7 @@ impl Builder for Bsu {
         let src = input.source.ok_or("a bsu build starts from a source OMI")?;
         let region = input.cloud.region().to_string();
         let vars = artifact::build_vars(Some(src), &region);
-        let devices = self.devices(src);
+        let devices = launch::devices(src, &c.block_devices.launch_block_device_mappings);
         let device_names: Vec<String> = devices.keys().cloned().collect();
         let omi_mappings = &c.block_devices.omi_block_device_mappings;
         if !c.bsu.skip_create_omi {
@@ -207,86 +187,18 @@ impl Builder for Bsu {
             .run(&input, self.digest(src, &region), vars.clone());
         let add = |graph: &mut Graph, node| graph.add(node).map_err(|e| e.to_string());
 
-        // Placement resolved at plan time, so the apply launches where the
-        // plan said.
-        let mut placed = c.run.clone();
-        placed.net_id = input.placement.net_id.clone();
-        placed.subnet_id = input.placement.subnet_id.clone();
-        placed.subregion_name = input.placement.subregion_name.clone();
-        placed.security_group_ids = input.placement.security_group_ids.clone();
-
-        let source = add(graph, source::node(&run, src))?;
-        let group = if placed.security_group_ids.is_empty() {
-            let rule = (c.comm.communicator != "none").then(|| {
-                (
-                    c.comm.ssh_port,
-                    c.run.temporary_security_group_source_cidr.clone(),
-                )
-            });
-            let node = security_group::node(
-                &run,
-                placed.net_id.clone(),
-                rule,
-                &c.run.temporary_security_group_source_cidr,
-            );
-            Some(add(graph, node)?)
-        } else {
-            None
-        };
-        let ip = match c.run.associate_public_ip_address {
-            true => Some(add(graph, public_ip::node(&run))?),
-            false => None,
-        };
-        let key = match c.comm.needs_temporary_keypair() {
-            true => Some(add(
-                graph,
-                keypair::node(&run, c.comm.temporary_key_pair_name.clone()),
-            )?),
-            false => None,
-        };
-        let address_of = |i: Option<crate::graph::NodeIndex>, graph: &Graph| {
-            i.map(|i| graph.node(i).address.clone())
-        };
-        let launch = Launch {
-            source_omi: src.image_id.clone(),
-            config: placed,
-            mappings: c.block_devices.launch_block_device_mappings.clone(),
-            security_group: address_of(group, graph),
-            keypair: address_of(key, graph),
-            keypair_name: c.comm.ssh_keypair_name.clone(),
-            public_ip: address_of(ip, graph),
-        };
-        let vm = add(graph, vm::node(&run, launch))?;
-        let vm_address = graph.node(vm).address.clone();
-        for used in [Some(source), group, ip, key].into_iter().flatten() {
-            graph.needs(vm, used);
-        }
-        for (device, size) in &devices {
-            let volume = add(graph, volume::node(&run, &vm_address, device, *size))?;
-            graph.makes(vm, volume);
-        }
-        let key_address = address_of(key, graph);
-        let provisioning = Provisioning {
-            comm: c.comm.clone(),
-            ssh_interface: c.run.ssh_interface.clone(),
-            provisioners: self.work.provisioners.clone(),
-            template_dir: self.work.template_dir.clone(),
-            builder_type: "outscale-bsu",
-        };
-        let prov = add(
+        let launched = launch::declare(
+            &run,
+            c,
+            src,
+            input.placement,
+            &devices,
+            &self.work,
+            "outscale-bsu",
+            &Default::default(),
             graph,
-            provision::node(
-                &run,
-                provision::Target::Vm {
-                    vm: vm_address.clone(),
-                    keypair: key_address.clone(),
-                },
-                provisioning,
-            ),
         )?;
-        graph.needs(prov, vm);
-        let stopped = add(graph, stop::node(&run, &vm_address, c.run.disable_stop_vm))?;
-        graph.needs(stopped, prov);
+        let (vm_address, stopped) = (launched.vm_address, launched.stopped);
         if c.bsu.skip_create_omi {
             let record = add(graph, run::node(&run))?;
             graph.needs(record, stopped);

@@ -13,7 +13,7 @@
 use serde_json::{Value, json};
 
 use super::artifact::{self, Work};
-use super::steps::image::{self, Base, From, Omi};
+use super::steps::image::{self, Base, From, Omi, Taken};
 use super::steps::mount::{Extra, Root};
 use super::steps::provision::{Provisioning, Target};
 use super::steps::volume::{NewVolume, Start};
@@ -353,7 +353,7 @@ impl Builder for Chroot {
         let base = match (src, &copy_address) {
             (_, Some(copy)) => Base::Copy(copy.clone()),
             (Some(s), None) => Base::Source(Box::new(s.clone())),
-            (None, None) => Base::Scratch {
+            (None, None) => Base::Mappings {
                 mappings: c.omi_block_device_mappings.clone(),
                 // From scratch, the image holds what this machine runs.
                 architecture: std::env::consts::ARCH.to_string(),
@@ -367,9 +367,16 @@ impl Builder for Chroot {
             root_device_name: o.root_device_name.clone(),
             mappings: c.omi_block_device_mappings.clone(),
         };
-        let from = From::Snapshot {
-            snapshot: address(graph, taken),
-            size: c.root_volume_size,
+        let from = From::Snapshots {
+            taken: vec![Taken {
+                device: root_device.clone(),
+                snapshot: address(graph, taken),
+                volume_size: c.root_volume_size,
+                volume_type: None,
+                iops: None,
+                delete_on_vm_deletion: None,
+            }],
+            root_device: None,
             base,
         };
         let image = add(graph, image::node(&run, from, omi))?;

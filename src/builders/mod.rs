@@ -5,14 +5,17 @@
 
 pub mod artifact;
 pub mod bsu;
+pub mod bsuvolume;
 pub mod chroot;
 pub mod cloud;
 mod communicator;
 pub mod host;
+mod launch;
 pub mod metadata;
 pub mod network;
 pub mod planner;
 pub mod steps;
+pub mod surrogate;
 mod tagger;
 
 use std::sync::Arc;
@@ -81,5 +84,11 @@ pub fn prepare(
     Ok(match &build.config {
         BuilderConfig::Bsu(config) => Box::new(Bsu::prepare(build, config, sensitive, region)?),
         BuilderConfig::Chroot(config) => Box::new(Chroot::prepare(build, config, sensitive)?),
+        BuilderConfig::Surrogate(config) => Box::new(surrogate::Surrogate::prepare(
+            build, config, sensitive, region,
+        )?),
+        BuilderConfig::Volume(config) => Box::new(bsuvolume::BsuVolume::prepare(
+            build, config, sensitive, region,
+        )?),
     })
 }

@@ -388,12 +388,12 @@ pub async fn apply(
     let _ = rendering.await;
     report(&outcome, "apply")?;
     let state = recorder.snapshot();
+    let region = connection.client.region().to_string();
     for b in &planned.plan.builds {
         if let Some(image) = state
             .get(Address::new(&b.name, Kind::Image, None).as_str())
             .and_then(|r| r.id.clone())
         {
-            let region = connection.client.region().to_string();
             if args.json {
                 println!(
                     "{}",
@@ -401,6 +401,27 @@ pub async fn apply(
                 );
             } else {
                 println!("build \"{}\": OMI {region}: {image}", b.name);
+            }
+        }
+        // The volumes a bsuvolume build keeps.
+        let volumes: Vec<String> = state
+            .resources
+            .iter()
+            .filter(|r| r.build == b.name && r.kind == Kind::Volume && !r.ephemeral)
+            .filter_map(|r| r.id.clone())
+            .collect();
+        if !volumes.is_empty() {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"type": "artifact", "build": b.name, "region": region, "volumes": volumes})
+                );
+            } else {
+                println!(
+                    "build \"{}\": volumes {region}: {}",
+                    b.name,
+                    volumes.join(", ")
+                );
             }
         }
     }

@@ -179,9 +179,9 @@ fn whole_disk(name: &str) -> bool {
     matches!(letter, Some(l) if l.len() == 1 && l.chars().all(|c| c.is_ascii_lowercase()))
 }
 
-/// The simulator's whole-disk nodes in `/dev`, by name.
-fn attached(disks: &Path) -> BTreeMap<String, Node> {
-    let Ok(entries) = std::fs::read_dir(DEV) else {
+/// The simulator's whole-disk nodes in `dev`, by name.
+fn attached(disks: &Path, dev: &Path) -> BTreeMap<String, Node> {
+    let Ok(entries) = std::fs::read_dir(dev) else {
         return BTreeMap::new();
     };
     entries
@@ -196,9 +196,10 @@ fn attached(disks: &Path) -> BTreeMap<String, Node> {
         .collect()
 }
 
-/// The partition nodes of the disk node `name`: `name1`, `name2`…
-fn partition_nodes(name: &str, disks: &Path) -> BTreeMap<u32, Node> {
-    let Ok(entries) = std::fs::read_dir(DEV) else {
+/// The partition nodes of the disk node `name` in `dev`: `name1`,
+/// `name2`…
+fn partition_nodes(name: &str, disks: &Path, dev: &Path) -> BTreeMap<u32, Node> {
+    let Ok(entries) = std::fs::read_dir(dev) else {
         return BTreeMap::new();
     };
     entries
@@ -265,8 +266,9 @@ fn detach(node: &Node) {
         .arg(format!("/dev/loop{}", node.loop_minor)));
 }
 
-/// Brings the partition nodes of disk node `name` in line with its table.
-fn settle_partitions(name: &str, disk: &Node, disks: &Path) {
+/// Brings the partition nodes of disk node `name` in `dev` in line with
+/// its table.
+fn settle_partitions(name: &str, disk: &Node, disks: &Path, dev: &Path) {
     let mut sector = [0u8; 512];
     let table = std::fs::File::open(&disk.path)
         .and_then(|mut f| f.read_exact(&mut sector))
@@ -276,7 +278,7 @@ fn settle_partitions(name: &str, disk: &Node, disks: &Path) {
         .iter()
         .map(|p| (p.number, (p.offset, p.len)))
         .collect();
-    let present = partition_nodes(name, disks);
+    let present = partition_nodes(name, disks, dev);
     for (number, node) in &present {
         let right = wanted.get(number).is_some_and(|(offset, len)| {
             node.backing == disk.backing && node.offset == *offset && node.sizelimit == *len
@@ -286,7 +288,7 @@ fn settle_partitions(name: &str, disk: &Node, disks: &Path) {
         }
     }
     for (number, (offset, len)) in wanted {
-        let path = Path::new(DEV).join(format!("{name}{number}"));
+        let path = dev.join(format!("{name}{number}"));
         if present
             .get(&number)
             .is_some_and(|n| n.backing == disk.backing && n.offset == offset && n.sizelimit == len)
@@ -299,8 +301,23 @@ fn settle_partitions(name: &str, disk: &Node, disks: &Path) {
     }
 }
 
-/// The devices of the volumes linked to the host, kept in line with the
-/// world.
+/// The volumes linked to `vm_id`, attached, by device name (without
+/// `/dev/`), for the devices `keep` keeps.
+fn linked(world: &World, vm_id: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<String, String> {
+    world
+        .volumes
+        .values()
+        .flat_map(|r| r.volume.linked_volumes.iter())
+        .filter(|l| l.vm_id == vm_id && l.state == "attached" && keep(&l.device_name))
+        .filter_map(|l| {
+            let name = l.device_name.strip_prefix("/dev/")?;
+            Some((name.to_string(), l.volume_id.clone()))
+        })
+        .collect()
+}
+
+/// The devices of the volumes linked to the host (and to simulated VMs,
+/// in their trees), kept in line with the world.
 pub struct Devices {
     disks: PathBuf,
 }
@@ -317,39 +334,68 @@ impl Devices {
         let Some(host) = world.host_vm.as_deref() else {
             return;
         };
-        let wanted: BTreeMap<String, String> = world
-            .volumes
-            .values()
-            .flat_map(|r| r.volume.linked_volumes.iter())
-            .filter(|l| l.vm_id == host && l.state == "attached")
-            .filter_map(|l| {
-                let name = l.device_name.strip_prefix("/dev/")?;
-                Some((name.to_string(), l.volume_id.clone()))
-            })
+        let wanted = linked(world, host, |_| true);
+        self.reconcile_dir(Path::new(DEV), &wanted);
+    }
+
+    /// Gives the running VM whose tree is `tree` its volumes other than the
+    /// root as devices in its `/dev`, as the host gets its own.
+    pub fn reconcile_vm(&self, world: &World, vm_id: &str, tree: &Path) {
+        let root = world
+            .vms
+            .get(vm_id)
+            .and_then(|r| r.vm.root_device_name.clone());
+        let wanted = linked(world, vm_id, |device| Some(device) != root.as_deref());
+        let dev = tree.join("dev");
+        if wanted.is_empty() && !dev.is_dir() {
+            return;
+        }
+        let _ = std::fs::create_dir_all(&dev);
+        self.reconcile_dir(&dev, &wanted);
+    }
+
+    /// Before a VM's tree goes back to its volume or away: what is mounted
+    /// in it is unmounted (innermost first), its devices detached.
+    pub fn release_tree(&self, tree: &Path) {
+        let mounts: Vec<String> = std::fs::read_to_string("/proc/mounts")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(1).map(str::to_string))
+            .filter(|m| Path::new(m).starts_with(tree))
             .collect();
+        for m in mounts.iter().rev() {
+            let _ = run(Command::new("umount").arg("-l").arg(m));
+        }
+        if tree.join("dev").is_dir() {
+            self.reconcile_dir(&tree.join("dev"), &BTreeMap::new());
+        }
+    }
+
+    /// Brings the disk nodes of `dev` in line with `wanted` (name → volume).
+    fn reconcile_dir(&self, dev: &Path, wanted: &BTreeMap<String, String>) {
         let _one = DEVICES.lock().unwrap_or_else(|e| e.into_inner());
-        let present = attached(&self.disks);
+        let present = attached(&self.disks, dev);
         if wanted.is_empty() && present.is_empty() {
             return;
         }
         for (name, node) in &present {
             let volume = node.backing.file_stem().map(|s| s.to_string_lossy());
             if wanted.get(name).map(String::as_str) != volume.as_deref() {
-                for partition in partition_nodes(name, &self.disks).values() {
+                for partition in partition_nodes(name, &self.disks, dev).values() {
                     detach(partition);
                 }
                 detach(node);
             }
         }
         let mut made = BTreeSet::new();
-        for (name, volume) in &wanted {
+        for (name, volume) in wanted {
             if present.contains_key(name) {
                 continue;
             }
-            let path = Path::new(DEV).join(name);
+            let path = dev.join(name);
             let disk = self.disks.join(format!("{volume}.img"));
             if path.exists() {
-                tracing::warn!(device = %path.display(), "in use on the host: {volume} stays unattached");
+                tracing::warn!(device = %path.display(), "in use: {volume} stays unattached");
                 continue;
             }
             match attach(&path, &disk, None) {
@@ -359,13 +405,13 @@ impl Devices {
                 Err(e) => tracing::warn!(device = %path.display(), "attaching {volume}: {e}"),
             }
         }
-        for (name, node) in attached(&self.disks) {
-            if made.contains(&name) || wanted.contains_key(&name) {
-                settle_partitions(&name, &node, &self.disks);
+        for (name, node) in attached(&self.disks, dev) {
+            if wanted.contains_key(&name) {
+                settle_partitions(&name, &node, &self.disks, dev);
             }
         }
         if !made.is_empty() {
-            watch(self.disks.clone());
+            watch(self.disks.clone(), dev.to_path_buf());
         }
     }
 
@@ -377,51 +423,83 @@ impl Devices {
     }
 }
 
-/// Watches `/dev` for device nodes written and closed, and settles the
-/// partitions of the simulator's disks that were: once per process.
-fn watch(disks: PathBuf) {
-    static WATCHING: OnceLock<Mutex<BTreeSet<PathBuf>>> = OnceLock::new();
-    let watched = WATCHING.get_or_init(|| Mutex::new(BTreeSet::new()));
-    if !watched
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(disks.clone())
-    {
-        return;
-    }
-    let started = std::thread::Builder::new()
-        .name("osci-sim-devices".into())
-        .spawn(move || {
-            let Ok(mut inotify) = inotify::Inotify::init() else {
+/// What one simulator's watcher watches: each watched folder by its
+/// watch, and the handle that adds more.
+struct Watching {
+    watches: inotify::Watches,
+    dirs: std::collections::HashMap<inotify::WatchDescriptor, PathBuf>,
+}
+
+/// Watches `dev` for device nodes written and closed, and settles the
+/// partitions of the simulator's disks that were: one thread per
+/// simulator's disks, one watch per folder.
+fn watch(disks: PathBuf, dev: PathBuf) {
+    type Registry = Mutex<BTreeMap<PathBuf, std::sync::Arc<Mutex<Watching>>>>;
+    static WATCHERS: OnceLock<Registry> = OnceLock::new();
+    let registry = WATCHERS.get_or_init(|| Mutex::new(BTreeMap::new()));
+    let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
+    let watching = match registry.get(&disks) {
+        Some(w) => std::sync::Arc::clone(w),
+        None => {
+            let Ok(inotify) = inotify::Inotify::init() else {
                 return;
             };
-            if inotify
-                .watches()
-                .add(DEV, inotify::WatchMask::CLOSE_WRITE)
-                .is_err()
-            {
-                return;
+            let watching = std::sync::Arc::new(Mutex::new(Watching {
+                watches: inotify.watches(),
+                dirs: Default::default(),
+            }));
+            registry.insert(disks.clone(), std::sync::Arc::clone(&watching));
+            let shared = std::sync::Arc::clone(&watching);
+            let from = disks.clone();
+            let started = std::thread::Builder::new()
+                .name("osci-sim-devices".into())
+                .spawn(move || settle_on_writes(inotify, shared, from));
+            if let Err(e) = started {
+                tracing::warn!("watching devices: {e}");
             }
-            let mut buffer = [0u8; 4096];
-            loop {
-                let Ok(events) = inotify.read_events_blocking(&mut buffer) else {
-                    return;
-                };
-                let names: BTreeSet<String> = events
-                    .filter_map(|e| e.name.map(|n| n.to_string_lossy().into_owned()))
-                    .filter(|n| whole_disk(n))
-                    .collect();
-                let _one = DEVICES.lock().unwrap_or_else(|e| e.into_inner());
-                let present = attached(&disks);
-                for name in names {
-                    if let Some(node) = present.get(&name) {
-                        settle_partitions(&name, node, &disks);
-                    }
-                }
+            watching
+        }
+    };
+    let mut watching = watching.lock().unwrap_or_else(|e| e.into_inner());
+    if watching.dirs.values().any(|d| *d == dev) {
+        return;
+    }
+    match watching.watches.add(&dev, inotify::WatchMask::CLOSE_WRITE) {
+        Ok(wd) => {
+            watching.dirs.insert(wd, dev);
+        }
+        Err(e) => tracing::warn!(dir = %dev.display(), "watching devices: {e}"),
+    }
+}
+
+/// The watcher's loop: a disk node written and closed has its partitions
+/// settled.
+fn settle_on_writes(
+    mut inotify: inotify::Inotify,
+    watching: std::sync::Arc<Mutex<Watching>>,
+    disks: PathBuf,
+) {
+    let mut buffer = [0u8; 4096];
+    loop {
+        let Ok(events) = inotify.read_events_blocking(&mut buffer) else {
+            return;
+        };
+        let written: BTreeSet<(PathBuf, String)> = {
+            let watching = watching.lock().unwrap_or_else(|e| e.into_inner());
+            events
+                .filter_map(|e| {
+                    let dir = watching.dirs.get(&e.wd)?.clone();
+                    let name = e.name?.to_string_lossy().into_owned();
+                    whole_disk(&name).then_some((dir, name))
+                })
+                .collect()
+        };
+        let _one = DEVICES.lock().unwrap_or_else(|e| e.into_inner());
+        for (dev, name) in written {
+            if let Some(node) = attached(&disks, &dev).get(&name) {
+                settle_partitions(&name, node, &disks, &dev);
             }
-        });
-    if let Err(e) = started {
-        tracing::warn!("watching the host's devices: {e}");
+        }
     }
 }
 

@@ -83,6 +83,11 @@ impl Machines {
         self.disks.collect_garbage(&live);
         self.host.reconcile(world);
         self.boot_new(world);
+        if privileged() {
+            for vm_id in self.running.keys() {
+                self.host.reconcile_vm(world, vm_id, &self.tree(vm_id));
+            }
+        }
         self.update_network(world);
     }
 
@@ -140,7 +145,7 @@ impl Machines {
                 return Err(format!("the disk of {volume} is missing: {id} stays empty"));
             }
             self.flush_volume(volume)?;
-            if linked_to_host(world, volume) {
+            if linked(world, volume) {
                 self.host.flush();
             }
             return self.disks.copy(volume, id, size);
@@ -198,6 +203,10 @@ impl Machines {
     /// from it again.
     fn retire(&self, world: &mut World, vm_id: &str, root: Option<(String, Partition)>) {
         let tree = self.tree(vm_id);
+        // What the VM mounted and its devices go first: neither is part of
+        // its root filesystem, nor to be removed with its tree.
+        self.host.release_tree(&tree);
+        self.host.flush();
         if let Some((volume, partition)) = root
             && world.volumes.contains_key(&volume)
             && tree.is_dir()
@@ -423,14 +432,13 @@ fn console(world: &mut World, vm_id: &str, line: &str) {
 }
 
 /// The volume at a VM's root device.
-/// Whether `volume` is a block device of the host now.
-fn linked_to_host(world: &World, volume: &str) -> bool {
-    world.volumes.get(volume).is_some_and(|r| {
-        r.volume
-            .linked_volumes
-            .iter()
-            .any(|l| super::host::is_host(world, &l.vm_id))
-    })
+/// Whether `volume` is linked to a VM (the host's or a simulated VM's
+/// block device, which may hold writes not yet in its disk image).
+fn linked(world: &World, volume: &str) -> bool {
+    world
+        .volumes
+        .get(volume)
+        .is_some_and(|r| !r.volume.linked_volumes.is_empty())
 }
 
 fn root_volume(world: &World, vm_id: &str) -> Option<String> {

@@ -65,6 +65,15 @@ const PROGRAMS: &[&str] = &[
     "cmp",
     "seq",
     "yes",
+    // Block devices, for builds that partition and fill a volume of their
+    // VM (bsusurrogate); those this machine lacks are left out.
+    "mount",
+    "umount",
+    "mkfs.ext4",
+    "mke2fs",
+    "parted",
+    "partprobe",
+    "blkid",
 ];
 
 /// Fills `root` with the userland of an image named `image_name`.

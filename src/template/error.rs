@@ -77,8 +77,6 @@ pub(crate) enum Problem {
     Conflict(&'static str),
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    Unsupported(String),
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error("cannot read {}: {error}", .path.display())]

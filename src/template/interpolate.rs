@@ -89,9 +89,12 @@ pub(crate) const LATE_FIELDS: &[&str] = &[
     "run_volume_tags",
     "root_volume_tags",
     "omi_description",
+    // Their tags.
+    "bsu_volumes",
+    "ebs_volumes",
 ];
-const LATE_FIELDS_TEXT: &str =
-    "tags, snapshot_tags, run_tags, run_volume_tags, root_volume_tags and omi_description";
+const LATE_FIELDS_TEXT: &str = "tags, snapshot_tags, run_tags, run_volume_tags, root_volume_tags, \
+                                bsu_volumes' tags and omi_description";
 /// The fields of a chroot builder rendered on the host, with `.Device`,
 /// `.MountPath` and `.Command`.
 pub(crate) const HOST_FIELDS: &[&str] = &[

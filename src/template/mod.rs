@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 mod bsu;
+mod bsuvolume;
 mod chroot;
 pub mod config;
 mod error;
@@ -23,6 +24,7 @@ mod isotime;
 mod json;
 mod post_processors;
 mod provisioners;
+mod surrogate;
 mod variables;
 pub(crate) mod weak;
 
@@ -32,6 +34,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 pub use bsu::{BsuConfig, BsuOptions};
+pub use bsuvolume::{BsuVolume, VolumeConfig};
 pub use chroot::{ChrootConfig, ChrootOptions, DEFAULT_MOUNT_PATH};
 pub use config::{
     AccessConfig, BlockDevice, BlockDevices, CommConfig, NetFilter, OmiConfig, OmiFilter,
@@ -40,6 +43,7 @@ pub use config::{
 pub use error::TemplateError;
 pub use glob::wildcard;
 pub use interpolate::{BuildVars, render_build_vars, render_provisioner};
+pub use surrogate::{OmiRootDevice, SurrogateConfig};
 
 use crate::secret::Secret;
 use error::{KeyPath, Problem, Site};
@@ -156,6 +160,8 @@ impl Template {
 pub enum BuilderConfig {
     Bsu(Box<BsuConfig>),
     Chroot(Box<ChrootConfig>),
+    Surrogate(Box<SurrogateConfig>),
+    Volume(Box<VolumeConfig>),
 }
 
 impl BuilderConfig {
@@ -163,6 +169,8 @@ impl BuilderConfig {
         match self {
             BuilderConfig::Bsu(c) => &c.access,
             BuilderConfig::Chroot(c) => &c.access,
+            BuilderConfig::Surrogate(c) => &c.bsu.access,
+            BuilderConfig::Volume(c) => &c.bsu.access,
         }
     }
 
@@ -170,6 +178,8 @@ impl BuilderConfig {
         match self {
             BuilderConfig::Bsu(c) => &c.omi,
             BuilderConfig::Chroot(c) => &c.omi,
+            BuilderConfig::Surrogate(c) => &c.bsu.omi,
+            BuilderConfig::Volume(c) => &c.bsu.omi,
         }
     }
 
@@ -177,6 +187,8 @@ impl BuilderConfig {
         match self {
             BuilderConfig::Bsu(c) => &mut c.omi,
             BuilderConfig::Chroot(c) => &mut c.omi,
+            BuilderConfig::Surrogate(c) => &mut c.bsu.omi,
+            BuilderConfig::Volume(c) => &mut c.bsu.omi,
         }
     }
 }
@@ -241,18 +253,15 @@ pub(crate) fn builder_types() -> impl Iterator<Item = &'static str> + Clone {
     BSU_TYPES
         .iter()
         .chain(CHROOT_TYPES)
-        .chain(LATER_TYPES)
+        .chain(SURROGATE_TYPES)
+        .chain(VOLUME_TYPES)
         .copied()
 }
 
 const BSU_TYPES: &[&str] = &["osc-bsu", "outscale-bsu"];
 const CHROOT_TYPES: &[&str] = &["osc-chroot", "outscale-chroot"];
-const LATER_TYPES: &[&str] = &[
-    "osc-bsusurrogate",
-    "outscale-bsusurrogate",
-    "osc-bsuvolume",
-    "outscale-bsuvolume",
-];
+const SURROGATE_TYPES: &[&str] = &["osc-bsusurrogate", "outscale-bsusurrogate"];
+const VOLUME_TYPES: &[&str] = &["osc-bsuvolume", "outscale-bsuvolume"];
 
 /// The clock of a load: now, or `SOURCE_DATE_EPOCH` when it is set, so a
 /// template that uses the time plans the same twice (reproducible builds'
@@ -399,10 +408,17 @@ fn from_document(
         };
         let fail = |(key, problem): (KeyPath, Problem)| build_site.error(&key, problem);
 
-        let chroot = CHROOT_TYPES.contains(&entry.builder_type.as_str());
+        let kind = entry.builder_type.as_str();
+        let chroot = CHROOT_TYPES.contains(&kind);
+        let surrogate = SURROGATE_TYPES.contains(&kind);
+        let volume = VOLUME_TYPES.contains(&kind);
         let mut config = entry.config;
         if chroot {
             chroot::check_keys(&config).map_err(fail)?;
+        } else if surrogate {
+            surrogate::check_keys(&config).map_err(fail)?;
+        } else if volume {
+            bsuvolume::check_keys(&config).map_err(fail)?;
         } else {
             bsu::check_keys(&config).map_err(fail)?;
         }
@@ -421,6 +437,17 @@ fn from_document(
                     .map(|w| format!("{}: builders[{}]: {w}", path.display(), entry.index)),
             );
             BuilderConfig::Chroot(Box::new(config))
+        } else if volume {
+            let (config, said) = bsuvolume::build(config, &template_dir).map_err(fail)?;
+            warnings.extend(
+                said.into_iter()
+                    .map(|w| format!("{}: builders[{}]: {w}", path.display(), entry.index)),
+            );
+            BuilderConfig::Volume(Box::new(config))
+        } else if surrogate {
+            BuilderConfig::Surrogate(Box::new(
+                surrogate::build(config, &template_dir).map_err(fail)?,
+            ))
         } else {
             BuilderConfig::Bsu(Box::new(bsu::build(config, &template_dir).map_err(fail)?))
         };
@@ -538,14 +565,10 @@ fn builder_entries(section: Option<&Value>, site: &Site) -> Result<Vec<Entry>, T
             base: at.clone(),
             build: Some(name.clone()),
         };
-        if LATER_TYPES.contains(&builder_type.as_str()) {
-            let message = format!(
-                "builder type {builder_type} is not supported yet by osci (bsu only for now)"
-            );
-            return Err(build_site.error(&KeyPath::of("type"), Problem::Unsupported(message)));
-        }
         if !BSU_TYPES.contains(&builder_type.as_str())
             && !CHROOT_TYPES.contains(&builder_type.as_str())
+            && !SURROGATE_TYPES.contains(&builder_type.as_str())
+            && !VOLUME_TYPES.contains(&builder_type.as_str())
         {
             let known = builder_types();
             let (current, old): (Vec<&str>, Vec<&str>) =

@@ -364,3 +364,70 @@ pub async fn login_kit(
         .unwrap();
     (name.to_string(), std::sync::Arc::new(key), group)
 }
+
+/// A VM launched from `image`, running, logged into over SSH.
+pub async fn log_into(
+    client: &Client,
+    image: &str,
+    kit: &(String, std::sync::Arc<russh::keys::PrivateKey>, String),
+) -> osci::provision::ssh::Session {
+    let vm = client
+        .call(&CreateVmsRequest {
+            image_id: image.into(),
+            keypair_name: Some(kit.0.clone()),
+            security_group_ids: Some(vec![kit.2.clone()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .vms
+        .remove(0);
+    let start = std::time::Instant::now();
+    let vm = loop {
+        let current = client
+            .read_all(&ReadVmsRequest::id(vm.vm_id.clone()))
+            .await
+            .unwrap()
+            .remove(0);
+        if current.state == "running" {
+            break current;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{} never ran",
+            vm.vm_id
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let settings = osci::provision::ssh::Settings {
+        target: osci::provision::ssh::Endpoint {
+            host: vm.public_ip.clone().unwrap(),
+            port: 22,
+            username: "outscale".into(),
+            credential: osci::provision::ssh::Credential::Key(std::sync::Arc::clone(&kit.1)),
+        },
+        bastion: None,
+        timeout: std::time::Duration::from_secs(20),
+        handshake_attempts: 1,
+        keep_alive: None,
+        pty: false,
+    };
+    osci::provision::ssh::connect(&settings, &|| false)
+        .await
+        .unwrap()
+}
+
+pub async fn sh(session: &osci::provision::ssh::Session, command: &str) -> String {
+    let mut out = Vec::new();
+    let exit = session
+        .exec(command, &[], &mut |_, d| out.extend_from_slice(d))
+        .await
+        .unwrap();
+    assert_eq!(
+        exit,
+        osci::provision::ssh::Exit::Status(0),
+        "`{command}`: {}",
+        String::from_utf8_lossy(&out)
+    );
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -42,24 +42,37 @@ pub enum From {
     Vm(Address),
     /// The capture image of this node, with the OMI's mappings laid over.
     Capture(Address),
-    /// The snapshot of this node, as the root device of `base`'s mappings
-    /// (the chroot builder's).
-    Snapshot {
-        snapshot: Address,
-        /// At least this size (`root_volume_size`).
-        size: Option<i64>,
+    /// Snapshots taken of volumes (the chroot and bsusurrogate builders'),
+    /// laid over `base`'s mappings.
+    Snapshots {
+        taken: Vec<Taken>,
+        /// The OMI's root device; `None`: `base`'s.
+        root_device: Option<String>,
         base: Base,
     },
 }
 
-/// The mappings an OMI registered from a snapshot takes the others from.
+/// A device of the OMI made from the snapshot a node took.
+pub struct Taken {
+    /// Its name in the OMI.
+    pub device: String,
+    pub snapshot: Address,
+    /// At least this size.
+    pub volume_size: Option<i64>,
+    pub volume_type: Option<String>,
+    /// `io1` only.
+    pub iops: Option<i64>,
+    pub delete_on_vm_deletion: Option<bool>,
+}
+
+/// The mappings an OMI registered from snapshots takes the others from.
 pub enum Base {
     /// The source OMI, this account's.
     Source(Box<Image>),
     /// The copy of the source OMI made by this node.
     Copy(Address),
-    /// `omi_block_device_mappings`, from scratch, for an architecture.
-    Scratch {
+    /// The template's mappings, for an architecture.
+    Mappings {
         mappings: Vec<BlockDevice>,
         architecture: String,
     },
@@ -407,15 +420,12 @@ impl Make {
                     ..common
                 }
             }
-            From::Snapshot {
-                snapshot,
-                size,
+            From::Snapshots {
+                taken,
+                root_device,
                 base,
             } => {
-                let Some(Output::Id(snapshot_id)) = self.run.output(snapshot) else {
-                    return Err(StepError::Failed(format!("{snapshot} has not run")));
-                };
-                let (mut mappings, root_device, architecture, modes) = match base {
+                let (mut mappings, base_root, architecture, modes) = match base {
                     Base::Source(image) => (
                         image.block_device_mappings.clone(),
                         image.root_device_name.clone(),
@@ -433,7 +443,7 @@ impl Make {
                             image.boot_modes.clone(),
                         )
                     }
-                    Base::Scratch {
+                    Base::Mappings {
                         mappings,
                         architecture,
                     } => (
@@ -443,20 +453,46 @@ impl Make {
                         Vec::new(),
                     ),
                 };
+                for t in taken {
+                    let Some(Output::Id(snapshot_id)) = self.run.output(&t.snapshot) else {
+                        return Err(StepError::Failed(format!("{} has not run", t.snapshot)));
+                    };
+                    let at = match mappings
+                        .iter()
+                        .position(|m| m.device_name.as_deref() == Some(t.device.as_str()))
+                    {
+                        Some(at) => at,
+                        None => {
+                            mappings.push(BlockDeviceMappingImage {
+                                device_name: Some(t.device.clone()),
+                                ..Default::default()
+                            });
+                            mappings.len() - 1
+                        }
+                    };
+                    let bsu = mappings[at].bsu.get_or_insert_with(BsuToCreate::default);
+                    bsu.snapshot_id = Some(snapshot_id);
+                    bsu.volume_size = match (bsu.volume_size, t.volume_size) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        (a, b) => a.or(b),
+                    };
+                    if t.volume_type.is_some() {
+                        bsu.volume_type = t.volume_type.clone();
+                    }
+                    if t.iops.is_some() {
+                        bsu.iops = t.iops;
+                    }
+                    bsu.iops = bsu
+                        .iops
+                        .filter(|_| bsu.volume_type.as_deref() == Some("io1"));
+                    if t.delete_on_vm_deletion.is_some() {
+                        bsu.delete_on_vm_deletion = t.delete_on_vm_deletion;
+                    }
+                }
                 let root_device = root_device
+                    .clone()
+                    .or(base_root)
                     .ok_or_else(|| StepError::Failed("the OMI has no root device name".into()))?;
-                let mapping = mappings
-                    .iter_mut()
-                    .find(|m| m.device_name.as_deref() == Some(root_device.as_str()))
-                    .ok_or_else(|| {
-                        StepError::Failed(format!("no mapping for the root device {root_device}"))
-                    })?;
-                let bsu = mapping.bsu.get_or_insert_with(BsuToCreate::default);
-                bsu.snapshot_id = Some(snapshot_id);
-                bsu.volume_size = match (bsu.volume_size, size) {
-                    (Some(a), Some(b)) => Some(a.max(*b)),
-                    (a, b) => a.or(*b),
-                };
                 CreateImageRequest {
                     root_device_name: Some(root_device),
                     block_device_mappings: Some(mappings),

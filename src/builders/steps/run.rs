@@ -1,5 +1,6 @@
-//! The record that a build which keeps nothing (`skip_create_omi`) ran,
-//! with which inputs: what lets the next plan say "No changes".
+//! The record that a build which registers no OMI ran (`skip_create_omi`;
+//! bsuvolume, whose volumes it completes), with which inputs: what lets
+//! the next plan say "No changes".
 
 use std::sync::Arc;
 
@@ -31,6 +32,17 @@ pub fn node(run: &Arc<BuildRun>) -> Node {
 #[async_trait]
 impl Step for Record {
     async fn run(&self, run: &Run<'_>) -> Result<(), StepError> {
+        // The volumes the build keeps are complete with it, in one write.
+        let mut entries: Vec<ResourceState> = run
+            .recorder
+            .build_entries(&self.run.name)
+            .into_iter()
+            .filter(|r| r.kind == Kind::Volume && !r.ephemeral && r.status == Status::Tainted)
+            .map(|r| ResourceState {
+                status: Status::Created,
+                ..r
+            })
+            .collect();
         let entry = ResourceState {
             input_digest: Some(self.run.digest.clone()),
             ..ResourceState::made(
@@ -42,7 +54,8 @@ impl Step for Record {
                 Status::Created,
             )
         };
-        run.recorder.settled(vec![entry]).await?;
+        entries.push(entry);
+        run.recorder.settled(entries).await?;
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{BuildRun, Output, OutscaleDestroyer, create, delete, first_id};
+use super::{BuildRun, Output, OutscaleDestroyer, create, delete, first_id, volume};
 use crate::builders::cloud::{Cloud, failed, ownership_tags, state_reporter, to_tags, waiting};
 use crate::graph::{Address, DestroyError, Destroyed, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::oapi::Error;
@@ -29,6 +29,9 @@ pub struct Launch {
     pub keypair: Option<Address>,
     pub keypair_name: Option<String>,
     pub public_ip: Option<Address>,
+    /// The devices whose volumes the build keeps (bsuvolume's): recorded
+    /// as durable, and complete once the build is.
+    pub kept: std::collections::BTreeSet<String>,
 }
 
 struct Make {
@@ -156,20 +159,40 @@ impl Make {
         if new.is_empty() {
             return Ok(());
         }
-        let entries = new
-            .iter()
-            .map(|m| ResourceState {
+        let mut entries: Vec<ResourceState> = Vec::new();
+        for m in &new {
+            let address = self.run.address(Kind::Volume, Some(&m.device_name));
+            let kept = self.launch.kept.contains(&m.device_name);
+            // A kept volume made anew: the one it replaces stays in the
+            // state, under another key, until the new one is complete.
+            if let Some(previous) = run
+                .recorder
+                .get(&address)
+                .filter(|r| !r.ephemeral && r.id.is_some())
+            {
+                let key = volume::previous_key(&m.device_name);
+                entries.push(ResourceState {
+                    address: self.run.address(Kind::Volume, Some(&key)),
+                    ..previous
+                });
+            }
+            entries.push(ResourceState {
                 attributes: volume_attributes(&vm.vm_id, m),
+                input_digest: kept.then(|| self.run.digest.clone()),
                 ..ResourceState::made(
-                    self.run.address(Kind::Volume, Some(&m.device_name)),
+                    address,
                     &self.run.name,
                     Kind::Volume,
-                    true,
+                    !kept,
                     m.bsu.volume_id.clone(),
-                    Status::Created,
+                    if kept {
+                        Status::Tainted
+                    } else {
+                        Status::Created
+                    },
                 )
-            })
-            .collect();
+            });
+        }
         run.recorder.made_with(run.address, entries).await?;
         let ids: Vec<String> = new.iter().map(|m| m.bsu.volume_id.clone()).collect();
         let mut tags = ownership_tags(&run.recorder.lineage(), &self.run.name);

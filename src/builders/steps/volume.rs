@@ -12,16 +12,20 @@ use super::{BuildRun, OutscaleDestroyer, create, delete, destroy_error};
 use crate::builders::cloud::{Cloud, failed, ownership_tags, to_tags, waiting};
 use crate::graph::{Address, DestroyError, Destroyed, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::oapi::model::*;
-use crate::state::{Lookup, ResourceState};
+use crate::state::{Lookup, ResourceState, Status};
 
-/// Checks that the VM's launch recorded the volume.
+/// Checks that the VM's launch recorded the volume, and hands its id on.
 struct Recorded {
+    run: Arc<BuildRun>,
     vm: Address,
 }
 
 /// The node of the volume at `device`; `size` in GiB when the plan knows it.
 pub fn node(run: &Arc<BuildRun>, vm: &Address, device: &str, size: Option<i64>) -> Node {
-    let step = Recorded { vm: vm.clone() };
+    let step = Recorded {
+        run: Arc::clone(run),
+        vm: vm.clone(),
+    };
     Node::new(
         &run.name,
         Kind::Volume,
@@ -35,8 +39,11 @@ pub fn node(run: &Arc<BuildRun>, vm: &Address, device: &str, size: Option<i64>) 
 #[async_trait]
 impl Step for Recorded {
     async fn run(&self, run: &Run<'_>) -> Result<(), StepError> {
-        match run.recorder.get(run.address) {
-            Some(r) if r.id.is_some() => Ok(()),
+        match run.recorder.get(run.address).and_then(|r| r.id) {
+            Some(id) => {
+                self.run.outputs.put(run.address, super::Output::Id(id));
+                Ok(())
+            }
             _ => Err(StepError::Failed(format!(
                 "{} was launched without {}",
                 self.vm, run.address
@@ -215,4 +222,160 @@ pub async fn find(cloud: &Cloud, r: &ResourceState) -> Result<Option<String>, cr
         ..Default::default()
     };
     super::first_id(cloud, read, |v: Volume| Some(v.volume_id)).await
+}
+
+/// The key a kept volume's previous volume has while the one replacing it
+/// is being made.
+pub fn previous_key(device: &str) -> String {
+    format!("{device} previous")
+}
+
+/// A volume the build keeps (bsuvolume's), made by its VM's launch: its
+/// tags, changed in place, and the volume it replaces, removed once it is
+/// made.
+struct Kept {
+    run: Arc<BuildRun>,
+    vm: Address,
+    device: String,
+    /// GiB, when the plan knows it.
+    size: Option<i64>,
+    /// With build variables left.
+    tags: BTreeMap<String, String>,
+}
+
+/// The node of a kept volume at `device`.
+pub fn kept_node(
+    run: &Arc<BuildRun>,
+    vm: &Address,
+    device: &str,
+    size: Option<i64>,
+    tags: BTreeMap<String, String>,
+) -> Node {
+    let shown = run.render(&tags).ok().map(|t| json!(t));
+    let step = Kept {
+        run: Arc::clone(run),
+        vm: vm.clone(),
+        device: device.to_string(),
+        size,
+        tags,
+    };
+    let mut node = Node::new(
+        &run.name,
+        Kind::Volume,
+        Some(device),
+        Lifetime::Durable,
+        Arc::new(step),
+    )
+    .with("id", None)
+    .with("size", size.map(|s| json!(s)))
+    .with("tags", shown);
+    node.digest = Some(run.digest.clone());
+    node
+}
+
+impl Kept {
+    /// Sends what changes between the tags `before` and the tags now
+    /// asked for.
+    async fn retag(
+        &self,
+        id: &str,
+        before: &BTreeMap<String, String>,
+        now: &BTreeMap<String, String>,
+    ) -> Result<(), StepError> {
+        let cloud = &self.run.cloud;
+        let gone: Vec<ResourceTag> = before
+            .iter()
+            .filter(|(k, _)| !now.contains_key(*k))
+            .map(|(k, v)| ResourceTag::new(k, v))
+            .collect();
+        if !gone.is_empty() {
+            cloud
+                .client
+                .call(&DeleteTagsRequest {
+                    resource_ids: vec![id.to_string()],
+                    tags: gone,
+                    ..Default::default()
+                })
+                .await
+                .map_err(failed)?;
+        }
+        let changed: BTreeMap<String, String> = now
+            .iter()
+            .filter(|(k, v)| before.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !changed.is_empty() {
+            cloud
+                .client
+                .call(&CreateTagsRequest {
+                    resource_ids: vec![id.to_string()],
+                    tags: to_tags(&changed),
+                    ..Default::default()
+                })
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// The volume this one replaces, deleted now that the new one is
+    /// made.
+    async fn remove_previous(&self, run: &Run<'_>) -> Result<(), StepError> {
+        let address = self
+            .run
+            .address(Kind::Volume, Some(&previous_key(&self.device)));
+        let Some(id) = run.recorder.get(&address).and_then(|r| r.id) else {
+            return Ok(());
+        };
+        let request = DeleteVolumeRequest {
+            volume_id: id.clone(),
+            ..Default::default()
+        };
+        match self.run.cloud.client.call(&request).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(failed(e)),
+        }
+        run.recorder.forget(&[address]).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Step for Kept {
+    async fn run(&self, run: &Run<'_>) -> Result<(), StepError> {
+        let recorded = run.recorder.get(run.address);
+        let Some((id, entry)) = recorded.and_then(|r| Some((r.id.clone()?, r))) else {
+            return Err(StepError::Failed(format!(
+                "{} was launched without {}",
+                self.vm, run.address
+            )));
+        };
+        let now = self.run.render(&self.tags)?;
+        let before: BTreeMap<String, String> = entry
+            .attributes
+            .get("tags")
+            .and_then(|t| serde_json::from_value(t.clone()).ok())
+            .unwrap_or_default();
+        self.retag(&id, &before, &now).await?;
+        let mut attributes = entry.attributes.clone();
+        attributes.insert("id".into(), json!(id));
+        attributes.insert("tags".into(), json!(now));
+        if let Some(size) = self.size {
+            attributes.insert("size".into(), json!(size));
+        }
+        let (digest, status) = match run.action {
+            // Complete with the build, by its record.
+            crate::graph::Action::Update => (entry.input_digest.clone(), Status::Created),
+            _ => (Some(self.run.digest.clone()), entry.status),
+        };
+        run.recorder
+            .update(run.address, attributes, digest, status)
+            .await?;
+        if run.action != crate::graph::Action::Update {
+            self.remove_previous(run).await?;
+        }
+        self.run.outputs.put(run.address, super::Output::Id(id));
+        Ok(())
+    }
 }
