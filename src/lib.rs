@@ -1,10 +1,10 @@
 //! osci builds OUTSCALE machine images and BSU volumes as a plan/apply tool
 //! with a local state file. See `README.md` and the design contract.
 
+pub mod blockdev;
 pub mod builders;
 pub mod engine;
 pub mod graph;
-pub mod mbr;
 pub mod oapi;
 pub mod plan;
 pub mod postprocess;

@@ -239,11 +239,20 @@ impl Builder for Chroot {
         }
         let volume_address = address(graph, volume);
 
-        let device = add(graph, device::node(&run, c.device_path.clone()))?;
+        let device = add(
+            graph,
+            device::node(
+                &run,
+                c.device_path.clone(),
+                &volume_address,
+                c.nvme_device_path.is_none(),
+            ),
+        )?;
+        graph.needs(device, volume);
         let device_address = address(graph, device);
-        let linked = add(graph, link::node(&run, &volume_address, &device_address))?;
+        let linked = add(graph, link::node(&run, &device_address))?;
+        graph.makes(device, linked);
         graph.needs(linked, volume);
-        graph.needs(linked, device);
         // What the snapshot waits to be gone: every mount, then the link.
         let mut held = vec![linked];
         let mut last = linked;

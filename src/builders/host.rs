@@ -13,8 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-
 /// Packer's lock: osci and Packer builds on one host pick distinct
 /// devices.
 pub const LOCK_PATH: &str = "/var/lock/packer-chroot/lock";
@@ -102,19 +100,22 @@ fn is_block_device(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
 
-/// The size in bytes of the block device at `path`, from sysfs.
-fn device_size(path: &Path) -> Option<u64> {
-    let rdev = std::fs::metadata(path).ok()?.rdev();
-    let (major, minor) = (
-        (rdev >> 8) & 0xfff,
-        (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
-    );
-    let sectors: u64 = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/size"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(sectors * 512)
+/// Where the block device at `path` lies on its disk, in bytes: its
+/// offset (when sysfs tells: a kernel partition's start, a loop device's
+/// offset) and its size.
+fn window(path: &Path) -> Option<(Option<u64>, u64)> {
+    let (major, minor) = crate::blockdev::numbers(std::fs::metadata(path).ok()?.rdev());
+    let read = |what: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/{what}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let offset = read("start")
+        .map(|s| s * 512)
+        .or_else(|| read("loop/offset"));
+    Some((offset, read("size")? * 512))
 }
 
 /// Waits for `device` to be a block device, as a careful builder does
@@ -133,22 +134,26 @@ pub async fn wait_for_device(device: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Waits until every partition of `device`'s table has its device, of its
-/// size (`udevadm settle`, for a host whose device manager is not udev).
+/// Waits until every data partition of `device`'s table has its device,
+/// where the table puts it (`udevadm settle`, for a host whose device
+/// manager is not udev).
 pub async fn settle(device: &str) -> Result<(), String> {
     let start = Instant::now();
     loop {
         let mut sector = [0u8; 512];
         let table = std::fs::File::open(device)
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut sector))
-            .map(|()| crate::mbr::read(&sector))
+            .map(|()| crate::blockdev::read(&sector))
             .unwrap_or_default();
         let pending: Vec<String> = table
             .iter()
+            .filter(|p| p.is_data())
+            .filter(|p| {
+                let path = format!("{device}{}", p.number);
+                !matches!(window(Path::new(&path)),
+                    Some((offset, len)) if len == p.len && offset.is_none_or(|o| o == p.offset))
+            })
             .map(|p| format!("{device}{}", p.number))
-            .zip(&table)
-            .filter(|(path, p)| device_size(Path::new(path)) != Some(p.len))
-            .map(|(path, _)| path)
             .collect();
         if pending.is_empty() {
             return Ok(());
@@ -177,10 +182,21 @@ pub fn is_mounted(dir: &str) -> bool {
     })
 }
 
-/// `text` quoted for `sh`.
-pub fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r#"'"'"'"#))
+/// What is mounted on `dir` now (the last mount there), by
+/// `/proc/mounts`.
+pub fn mounted_source(dir: &str) -> Option<String> {
+    std::fs::read_to_string("/proc/mounts")
+        .ok()?
+        .lines()
+        .filter_map(|l| {
+            let mut fields = l.split(' ');
+            let source = fields.next()?;
+            (fields.next()? == dir).then(|| source.to_string())
+        })
+        .next_back()
 }
+
+pub use crate::provision::ssh::quote;
 
 /// Runs `command` through `sh -c` on the host, wrapped by `wrapper` (its
 /// `{{.Command}}`), handing each line of output to `output`; fails with
@@ -190,36 +206,24 @@ pub async fn run(
     wrapper: &str,
     output: &(dyn Fn(&str) + Sync),
 ) -> Result<(), String> {
-    let fields = std::collections::BTreeMap::from([("Command".to_string(), command.to_string())]);
-    let wrapped = crate::template::render_provisioner(wrapper, &fields, &Default::default())
-        .map_err(|e| format!("command_wrapper: {e}"))?;
-    let mut child = tokio::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(&wrapped)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("running /bin/sh: {e}"))?;
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let lines = |stream: Option<_>| async move {
-        let Some(stream) = stream else { return };
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            output(&line);
+    use crate::provision::ssh::{Exit, Stream};
+    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut lines = |stream: Stream, data: &[u8]| {
+        let buffer = &mut pending[matches!(stream, Stream::Stderr) as usize];
+        buffer.extend_from_slice(data);
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            output(String::from_utf8_lossy(&line[..end]).trim_end_matches('\r'));
         }
     };
-    let (status, (), ()) = tokio::join!(
-        child.wait(),
-        lines(stdout.map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>)),
-        lines(stderr.map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>)),
-    );
-    let status = status.map_err(|e| e.to_string())?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{command}` failed ({status})"))
+    let exit = crate::provision::chroot::run_wrapped(command, wrapper, &[], &mut lines).await?;
+    for rest in pending.iter().filter(|b| !b.is_empty()) {
+        output(&String::from_utf8_lossy(rest));
+    }
+    match exit {
+        Exit::Status(0) => Ok(()),
+        Exit::Status(code) => Err(format!("`{command}` failed (exit status: {code})")),
+        Exit::Disconnected => Err(format!("`{command}` was killed")),
     }
 }
 

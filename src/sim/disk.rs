@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const GIB: u64 = 1 << 30;
-use crate::mbr::SECTOR;
+use crate::blockdev::SECTOR;
 /// Partition 1 starts at 1 MiB, where partitioning tools align it.
 const FIRST_SECTOR: u64 = 2048;
 /// Linux filesystem, in MBR terms.
@@ -232,7 +232,7 @@ impl Disks {
 
 /// Writes an MBR with one bootable Linux partition.
 fn write_mbr(path: &Path, partition: Partition) -> Result<(), String> {
-    let sector = crate::mbr::one_partition(partition.offset, partition.len, LINUX);
+    let sector = crate::blockdev::one_partition(partition.offset, partition.len, LINUX);
     let mut file = OpenOptions::new()
         .write(true)
         .open(path)
@@ -247,7 +247,7 @@ fn read_mbr(path: &Path) -> Result<Option<Partition>, String> {
     let mut file = std::fs::File::open(path).map_err(|e| io_error("opening", path, e))?;
     file.read_exact(&mut sector)
         .map_err(|e| io_error("reading", path, e))?;
-    Ok(crate::mbr::read(&sector)
+    Ok(crate::blockdev::read(&sector)
         .into_iter()
         .find(|p| p.number == 1)
         .map(|p| Partition {

@@ -23,7 +23,7 @@ use std::sync::{Mutex, OnceLock};
 
 use super::disk::tool;
 use super::world::{VmRecord, World, iso, now_ms};
-use crate::mbr;
+use crate::blockdev;
 use crate::oapi::model::{Placement, Vm};
 
 /// The major number of loop devices.
@@ -152,11 +152,7 @@ fn node(path: &Path, disks: &Path) -> Option<Node> {
     if !meta.file_type().is_block_device() {
         return None;
     }
-    let rdev = meta.rdev();
-    let (major, minor) = (
-        (rdev >> 8) & 0xfff,
-        (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
-    );
+    let (major, minor) = crate::blockdev::numbers(meta.rdev());
     if major != LOOP_MAJOR {
         return None;
     }
@@ -227,6 +223,15 @@ fn run(command: &mut Command) -> Result<String, String> {
     }
 }
 
+/// Whether the loop device of `node` is mounted somewhere.
+fn mounted(node: &Node) -> bool {
+    let wanted = format!("{LOOP_MAJOR}:{}", node.loop_minor);
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
+        m.lines()
+            .any(|l| l.split(' ').nth(2) == Some(wanted.as_str()))
+    })
+}
+
 /// A new loop device over `disk` (from `offset`, `len` bytes when given)
 /// with a block node at `path`.
 fn attach(path: &Path, disk: &Path, window: Option<(u64, u64)>) -> Result<(), String> {
@@ -242,10 +247,7 @@ fn attach(path: &Path, disk: &Path, window: Option<(u64, u64)>) -> Result<(), St
     }
     let device = run(losetup.arg(disk))?;
     let minor = std::fs::metadata(&device)
-        .map(|m| {
-            let rdev = m.rdev();
-            (rdev & 0xff) | ((rdev >> 12) & 0xfff00)
-        })
+        .map(|m| crate::blockdev::numbers(m.rdev()).1)
         .map_err(|e| format!("{device}: {e}"))?;
     let made = run(Command::new(tool("mknod"))
         .args(["-m", "0660"])
@@ -272,10 +274,11 @@ fn settle_partitions(name: &str, disk: &Node, disks: &Path, dev: &Path) {
     let mut sector = [0u8; 512];
     let table = std::fs::File::open(&disk.path)
         .and_then(|mut f| f.read_exact(&mut sector))
-        .map(|()| mbr::read(&sector))
+        .map(|()| blockdev::read(&sector))
         .unwrap_or_default();
     let wanted: BTreeMap<u32, (u64, u64)> = table
         .iter()
+        .filter(|p| p.is_data())
         .map(|p| (p.number, (p.offset, p.len)))
         .collect();
     let present = partition_nodes(name, disks, dev);
@@ -283,7 +286,9 @@ fn settle_partitions(name: &str, disk: &Node, disks: &Path, dev: &Path) {
         let right = wanted.get(number).is_some_and(|(offset, len)| {
             node.backing == disk.backing && node.offset == *offset && node.sizelimit == *len
         });
-        if !right {
+        // A kernel refuses to drop a partition that is mounted: so does
+        // the simulator.
+        if !right && !mounted(node) {
             detach(node);
         }
     }

@@ -201,8 +201,8 @@ pub(crate) fn build(
         }
     }
     for (i, file) in c.copy_files.iter().flatten().enumerate() {
-        if !file.starts_with('/') {
-            let message = format!("`{file}` is not an absolute path on the host");
+        if !file.starts_with('/') || file.split('/').any(|part| part == "..") {
+            let message = format!("`{file}` is not an absolute path on the host without `..`");
             return Err((
                 KeyPath::of("copy_files").index(i),
                 Problem::Invalid(message),

@@ -67,8 +67,21 @@ pub fn restore_node(run: &Arc<BuildRun>, copy: &Address) -> Node {
     )
 }
 
-fn inside(root: &str, file: &str) -> PathBuf {
-    Path::new(root).join(file.trim_start_matches('/'))
+/// Where `file` is in the chroot at `root`: its folder resolved, and
+/// refused if a link in the image leads out of the chroot.
+fn inside(root: &str, file: &str) -> std::io::Result<PathBuf> {
+    let path = Path::new(root).join(file.trim_start_matches('/'));
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(std::io::Error::other("not a file path"));
+    };
+    let parent = std::fs::canonicalize(parent)?;
+    if !parent.starts_with(std::fs::canonicalize(root)?) {
+        return Err(std::io::Error::other(format!(
+            "its folder leads out of the chroot, to {}",
+            parent.display()
+        )));
+    }
+    Ok(parent.join(name))
 }
 
 fn original(path: &Path) -> std::io::Result<Original> {
@@ -111,7 +124,7 @@ impl Step for Copy {
         let failed =
             |file: &str, e: std::io::Error| StepError::Failed(format!("copy_files: {file}: {e}"));
         for file in &self.files {
-            let target = inside(&root, file);
+            let target = inside(&root, file).map_err(|e| failed(file, e))?;
             let before = original(&target).map_err(|e| failed(file, e))?;
             // A link in the image may point anywhere: it is replaced, not
             // followed (cp --remove-destination).

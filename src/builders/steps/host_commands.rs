@@ -37,7 +37,7 @@ pub fn node(
     device: &Address,
     mount: Option<&Address>,
 ) -> Node {
-    let shown = json!(commands);
+    let shown = json!(commands.iter().map(|c| run.mask(c)).collect::<Vec<_>>());
     let step = Commands {
         run: Arc::clone(run),
         commands,

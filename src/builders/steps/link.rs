@@ -1,31 +1,29 @@
 //! A volume linked to the host (behaviour §6, StepLinkVolume): LinkVolume
-//! to the VM osci runs on at the device the build chose, then a wait for
-//! the link and for the block device to appear. Removing it unlinks the
-//! volume (by its id: never another build's device) and waits until it is
-//! free again.
+//! to the VM osci runs on at the device the build chose (by the device's
+//! job, under the host-wide lock), then a wait for the link and for the
+//! block device to appear. Removing it unlinks the volume (by its id: never
+//! another build's device) and waits until it is free again.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{BuildRun, Output, create, destroy_error};
+use super::{BuildRun, create, destroy_error};
 use crate::builders::cloud::{Cloud, failed, waiting};
 use crate::builders::host;
 use crate::graph::{Address, DestroyError, Destroyed, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::oapi::model::*;
 use crate::state::{Lookup, ResourceState};
 
-struct Link {
-    run: Arc<BuildRun>,
-    volume: Address,
+/// Checks that the device's job linked the volume.
+struct Linked {
     device: Address,
 }
 
-pub fn node(run: &Arc<BuildRun>, volume: &Address, device: &Address) -> Node {
-    let step = Link {
-        run: Arc::clone(run),
-        volume: volume.clone(),
+/// The node of the link the device's job makes.
+pub fn node(run: &Arc<BuildRun>, device: &Address) -> Node {
+    let step = Linked {
         device: device.clone(),
     };
     Node::new(
@@ -38,61 +36,74 @@ pub fn node(run: &Arc<BuildRun>, volume: &Address, device: &Address) -> Node {
 }
 
 #[async_trait]
-impl Step for Link {
+impl Step for Linked {
     async fn run(&self, run: &Run<'_>) -> Result<(), StepError> {
-        let cloud = &self.run.cloud;
-        let (Some(Output::Id(volume)), Some(Output::Id(device))) =
-            (self.run.output(&self.volume), self.run.output(&self.device))
-        else {
-            return Err(StepError::Failed(format!(
-                "{} and {} must run before {}",
-                self.volume, self.device, run.address
-            )));
-        };
-        let vm = cloud
-            .metadata
-            .get("instance-id")
-            .await
-            .map_err(StepError::Failed)?;
-        let request = LinkVolumeRequest {
-            volume_id: volume.clone(),
-            vm_id: vm.clone(),
-            device_name: device.clone(),
-            ..Default::default()
-        };
-        create(
-            run,
-            Kind::Link,
-            true,
-            Lookup::name(volume.clone()),
-            async { cloud.client.call(&request).await },
-            |_| volume.clone(),
-        )
-        .await?;
-        run.recorder
-            .update(
-                run.address,
-                [
-                    ("device".to_string(), json!(device)),
-                    ("vm".to_string(), json!(vm)),
-                ]
-                .into(),
-                None,
-                crate::state::Status::Created,
-            )
-            .await?;
-        waiting(
-            run.recorder,
-            run.address,
-            "attached",
-            cloud.waiters.volume_attached(&volume, &cloud.wait),
-        )
-        .await?;
-        host::wait_for_device(&device)
-            .await
-            .map_err(StepError::Failed)?;
-        Ok(())
+        match run.recorder.get(run.address).and_then(|r| r.id) {
+            Some(_) => Ok(()),
+            None => Err(StepError::Failed(format!(
+                "{} did not link {}",
+                self.device, run.address
+            ))),
+        }
     }
+}
+
+/// Links `volume` to the VM osci runs on at `device`, recorded at
+/// `run.address` before the call, and waits for the link and (unless
+/// `nvme_device_path` names the device) for the block device.
+pub async fn make(
+    run: &Run<'_>,
+    build: &BuildRun,
+    volume: &str,
+    device: &str,
+    wait_for_device: bool,
+) -> Result<(), StepError> {
+    let cloud = &build.cloud;
+    let vm = cloud
+        .metadata
+        .get("instance-id")
+        .await
+        .map_err(StepError::Failed)?;
+    let request = LinkVolumeRequest {
+        volume_id: volume.to_string(),
+        vm_id: vm.clone(),
+        device_name: device.to_string(),
+        ..Default::default()
+    };
+    create(
+        run,
+        Kind::Link,
+        true,
+        Lookup::name(volume),
+        async { cloud.client.call(&request).await },
+        |_| volume.to_string(),
+    )
+    .await?;
+    run.recorder
+        .update(
+            run.address,
+            [
+                ("device".to_string(), json!(device)),
+                ("vm".to_string(), json!(vm)),
+            ]
+            .into(),
+            None,
+            crate::state::Status::Created,
+        )
+        .await?;
+    waiting(
+        run.recorder,
+        run.address,
+        "attached",
+        cloud.waiters.volume_attached(volume, &cloud.wait),
+    )
+    .await?;
+    if wait_for_device {
+        host::wait_for_device(device)
+            .await
+            .map_err(StepError::Failed)?;
+    }
+    Ok(())
 }
 
 /// The volume of a link whose answer was lost: the one it was asked for,

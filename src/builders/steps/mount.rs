@@ -82,9 +82,9 @@ impl Mount {
         }
     }
 
-    /// The folder, the command that mounts there, and the device it
-    /// mounts, to wait for.
-    fn plan(&self) -> Result<(String, String, Option<String>), StepError> {
+    /// The folder (as written), what is mounted there (`-o` options and
+    /// source, or `-t`/`--bind` and source), and the device to wait for.
+    fn plan(&self) -> Result<Planned, StepError> {
         match &self.what {
             What::Root(r) => {
                 let device = self.id_of(&r.device)?;
@@ -96,10 +96,6 @@ impl Mount {
                     &Default::default(),
                 )
                 .map_err(|e| StepError::Failed(format!("mount_path: {e}")))?;
-                let dir = std::path::absolute(&dir)
-                    .map_err(|e| StepError::Failed(format!("mount_path {dir}: {e}")))?
-                    .display()
-                    .to_string();
                 let base = r.nvme_device_path.clone().unwrap_or(device);
                 let source = match &r.partition {
                     Some(p) => format!("{base}{p}"),
@@ -110,33 +106,46 @@ impl Mount {
                     .iter()
                     .map(|o| format!("-o {} ", quote(o)))
                     .collect();
-                let command = format!("mount {options}{} {}", quote(&source), quote(&dir));
-                // nvme_device_path names a device this host makes itself.
-                let wait = r.nvme_device_path.is_none().then_some(source);
-                Ok((dir, command, wait))
+                Ok(Planned {
+                    dir,
+                    what: format!("{options}{}", quote(&source)),
+                    // nvme_device_path names a device this host makes itself.
+                    wait: r.nvme_device_path.is_none().then(|| source.clone()),
+                    source: Some(source),
+                })
             }
             What::Extra(e) => {
                 let root = self.id_of(&e.root)?;
                 let dir = format!("{}{}", root.trim_end_matches('/'), e.target);
-                let command = match e.fstype.as_str() {
-                    "bind" => format!("mount --bind {} {}", quote(&e.source), quote(&dir)),
-                    fstype => format!(
-                        "mount -t {} {} {}",
-                        quote(fstype),
-                        quote(&e.source),
-                        quote(&dir)
-                    ),
+                let what = match e.fstype.as_str() {
+                    "bind" => format!("--bind {}", quote(&e.source)),
+                    fstype => format!("-t {} {}", quote(fstype), quote(&e.source)),
                 };
-                Ok((dir, command, None))
+                Ok(Planned {
+                    dir,
+                    what,
+                    wait: None,
+                    source: None,
+                })
             }
         }
     }
 }
 
+/// What a mount does.
+struct Planned {
+    dir: String,
+    what: String,
+    wait: Option<String>,
+    /// The device mounted (the volume's mount), which destroy checks is
+    /// still what is mounted there.
+    source: Option<String>,
+}
+
 #[async_trait]
 impl Step for Mount {
     async fn run(&self, run: &Run<'_>) -> Result<(), StepError> {
-        let (dir, command, source) = self.plan()?;
+        let planned = self.plan()?;
         let wrapper = match &self.what {
             What::Root(r) => {
                 let device = self.id_of(&r.device)?;
@@ -146,13 +155,25 @@ impl Step for Mount {
             }
             What::Extra(e) => e.wrapper.clone(),
         };
-        if let Some(source) = source {
-            host::wait_for_device(&source)
+        if let Some(device) = &planned.wait {
+            host::wait_for_device(device)
                 .await
                 .map_err(StepError::Failed)?;
         }
-        std::fs::create_dir_all(&dir)
+        let dir = &planned.dir;
+        std::fs::create_dir_all(dir)
             .map_err(|e| StepError::Failed(format!("creating {dir}: {e}")))?;
+        // As /proc/mounts names it: no `..`, no link, no trailing slash.
+        let dir = std::fs::canonicalize(dir)
+            .map_err(|e| StepError::Failed(format!("{dir}: {e}")))?
+            .display()
+            .to_string();
+        if host::is_mounted(&dir) {
+            return Err(StepError::Failed(format!(
+                "{dir} is already a mount point (another build's?): give each build its own \
+                 mount_path, with {{{{.Device}}}}"
+            )));
+        }
         run.recorder
             .pending(Pending {
                 address: run.address.clone(),
@@ -167,10 +188,21 @@ impl Step for Mount {
                 line: self.run.mask(line),
             })
         };
+        let command = format!("mount {} {}", planned.what, quote(&dir));
         host::run(&command, &wrapper, &output)
             .await
-            .map_err(StepError::Failed)?;
+            .map_err(|e| StepError::Failed(self.run.mask(&e)))?;
         run.recorder.created(run.address, &dir).await?;
+        if let Some(source) = planned.source {
+            run.recorder
+                .update(
+                    run.address,
+                    BTreeMap::from([("source".to_string(), serde_json::json!(source))]),
+                    None,
+                    crate::state::Status::Created,
+                )
+                .await?;
+        }
         self.run.outputs.put(run.address, Output::Id(dir));
         Ok(())
     }
@@ -181,6 +213,16 @@ impl Step for Mount {
 pub async fn destroy(r: &ResourceState, dir: &str) -> Result<Destroyed, DestroyError> {
     if !host::is_mounted(dir) && !std::path::Path::new(dir).exists() {
         return Ok(Destroyed::AlreadyGone);
+    }
+    // What is mounted there now must be what this build mounted.
+    if let (Some(source), Some(now)) = (
+        r.attributes.get("source").and_then(|s| s.as_str()),
+        host::mounted_source(dir),
+    ) && source != now
+    {
+        return Err(DestroyError::Failed(format!(
+            "{dir} has {now} mounted, not {source} as this build left it: left alone"
+        )));
     }
     host::unmount(dir).await.map_err(DestroyError::InUse)?;
     if r.address.key().as_deref() == Some(ROOT) {

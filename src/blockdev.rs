@@ -1,6 +1,7 @@
-//! The MBR partition table: what the simulator writes on catalogue disks
-//! and reads back to attach partitions, and what the chroot builder reads
-//! to wait for the partition devices of a table a command just wrote.
+//! Block devices as this machine has them: MBR partition tables (what the
+//! simulator writes on catalogue disks and reads back to attach
+//! partitions, and what the chroot builder reads to wait for the partition
+//! devices of a table a command just wrote), and device numbers.
 
 /// Bytes per sector, as MBR counts them.
 pub const SECTOR: u64 = 512;
@@ -10,6 +11,9 @@ pub const SECTOR: u64 = 512;
 pub struct Partition {
     /// 1 to 4.
     pub number: u32,
+    /// The partition type: 0x83 Linux, 0xEE the protective entry of a GPT
+    /// disk, 0x05/0x0F/0x85 extended.
+    pub kind: u8,
     pub offset: u64,
     pub len: u64,
 }
@@ -32,11 +36,29 @@ pub fn read(sector: &[u8; 512]) -> Vec<Partition> {
             let (kind, start, sectors) = (entry[4], field(8), field(12));
             (kind != 0 && sectors > 0).then_some(Partition {
                 number: i as u32 + 1,
+                kind,
                 offset: start * SECTOR,
                 len: sectors * SECTOR,
             })
         })
         .collect()
+}
+
+impl Partition {
+    /// Whether the kernel shows it as a device of its own size: not the
+    /// entry that protects a GPT disk, nor an extended partition (whose
+    /// device is a stub).
+    pub fn is_data(&self) -> bool {
+        !matches!(self.kind, 0xEE | 0x05 | 0x0F | 0x85)
+    }
+}
+
+/// The major and minor numbers of a device number (`st_rdev`).
+pub fn numbers(rdev: u64) -> (u64, u64) {
+    (
+        (rdev >> 8) & 0xfff,
+        (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
+    )
 }
 
 /// The first sector of a table with one bootable partition of type `kind`.
@@ -66,6 +88,7 @@ mod tests {
             read(&sector),
             vec![Partition {
                 number: 1,
+                kind: 0x83,
                 offset: 1 << 20,
                 len: 1 << 30
             }]
