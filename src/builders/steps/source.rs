@@ -14,6 +14,7 @@ use crate::builders::cloud::Cloud;
 use crate::graph::{Action, Kind, Lifetime, Node, Nothing};
 use crate::oapi::Error;
 use crate::oapi::model::{FiltersImage, Image, ReadImagesRequest};
+use crate::template::config::OMI_FILTER_NAMES;
 use crate::template::{RunConfig, wildcard};
 
 /// The question one build asks.
@@ -31,19 +32,36 @@ fn query(run: &RunConfig, account_id: &str) -> Result<Query, String> {
     let mut most_recent = false;
     if let Some(f) = &run.source_omi_filter {
         most_recent = f.most_recent;
-        for (key, value) in &f.filters {
-            let v = Some(vec![value.clone()]);
-            match key.as_str() {
-                "account-alias" => filters.account_aliases = v,
-                "account-id" => filters.account_ids = v,
-                "architecture" => filters.architectures = v,
-                "image-id" => filters.image_ids = v,
-                "image-name" | "name" => filters.image_names = v,
-                "virtualization-type" => filters.virtualization_types = v,
-                "root-device-type" => filters.root_device_types = v,
-                other => return Err(format!("source_omi_filter: unknown filter key `{other}`")),
-            }
+        let mut fields = serde_json::Map::new();
+        if let Some(id) = &run.source_omi {
+            fields.insert("ImageIds".into(), json!([id]));
         }
+        for (key, value) in &f.filters {
+            let key = if key == "name" { "image-name" } else { key };
+            let Some((_, field)) = OMI_FILTER_NAMES.iter().find(|(name, _)| *name == key) else {
+                return Err(format!("source_omi_filter: unknown filter key `{key}`"));
+            };
+            let one = if field.ends_with("Permission")
+                || field.ends_with("Deletion")
+                || matches!(*field, "SecureBoot" | "TpmMandatory")
+            {
+                match value.as_str() {
+                    "true" => json!(true),
+                    "false" => json!(false),
+                    _ => return Err(format!("source_omi_filter: `{key}` is true or false, not `{value}`")),
+                }
+            } else if *field == "BlockDeviceMappingVolumeSizes" {
+                let size: i64 = value
+                    .parse()
+                    .map_err(|_| format!("source_omi_filter: `{key}` is a size in GiB, not `{value}`"))?;
+                json!([size])
+            } else {
+                json!([value])
+            };
+            fields.insert(field.to_string(), one);
+        }
+        filters = serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|e| format!("source_omi_filter: {e}"))?;
         let (ids, aliases): (Vec<String>, Vec<String>) = f
             .owners
             .iter()
@@ -113,10 +131,19 @@ pub async fn resolve(
 }
 
 /// Which filters a question sets; a question that sets one this module
-/// cannot check on its own answer (virtualization types: OUTSCALE images do
-/// not say) is a shape of its own.
+/// does not check on a shared answer (virtualization types, which OUTSCALE
+/// images do not show, tags, mappings…) is a shape of its own.
 fn shape(f: &FiltersImage) -> String {
-    if f.virtualization_types.is_some() {
+    let checked = FiltersImage {
+        image_ids: f.image_ids.clone(),
+        image_names: f.image_names.clone(),
+        account_ids: f.account_ids.clone(),
+        account_aliases: f.account_aliases.clone(),
+        architectures: f.architectures.clone(),
+        root_device_types: f.root_device_types.clone(),
+        ..Default::default()
+    };
+    if checked != *f {
         return serde_json::to_string(f).expect("filters serialise");
     }
     let set = |v: &Option<Vec<String>>, name: &'static str| if v.is_some() { name } else { "" };
@@ -184,7 +211,12 @@ fn pick(mut images: Vec<Image>, most_recent: bool) -> Result<Image, String> {
             "{n} source OMIs match ({}): narrow source_omi_filter or set most_recent",
             images
                 .iter()
-                .map(|i| i.image_id.as_str())
+                .map(|i| format!(
+                    "{} \"{}\" of {}",
+                    i.image_id,
+                    i.image_name,
+                    i.creation_date.as_deref().unwrap_or("an unknown date")
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         )),

@@ -325,6 +325,38 @@ fn matches(world: &World, i: &Image, f: &FiltersImage) -> bool {
                 .iter()
                 .filter_map(|m| m.bsu.as_ref()?.snapshot_id.as_deref()),
         )
+        && f.block_device_mapping_delete_on_vm_deletion.is_none_or(|want| {
+            i.block_device_mappings
+                .iter()
+                .filter_map(|m| m.bsu.as_ref()?.delete_on_vm_deletion)
+                .any(|d| d == want)
+        })
+        && filters::any_of_many(
+            &f.block_device_mapping_device_names,
+            i.block_device_mappings
+                .iter()
+                .filter_map(|m| m.device_name.as_deref()),
+        )
+        && f.block_device_mapping_volume_sizes.as_ref().is_none_or(|sizes| {
+            i.block_device_mappings
+                .iter()
+                .filter_map(|m| m.bsu.as_ref()?.volume_size)
+                .any(|s| sizes.contains(&s))
+        })
+        && filters::any_of_many(
+            &f.block_device_mapping_volume_types,
+            i.block_device_mappings
+                .iter()
+                .filter_map(|m| m.bsu.as_ref()?.volume_type.as_deref()),
+        )
+        && filters::any_of_many(&f.boot_modes, i.boot_modes.iter().map(String::as_str))
+        && filters::any_opt(&f.file_locations, i.file_location.as_deref())
+        && filters::any(&f.hypervisors, &"xen".to_string())
+        && filters::any_of_many(&f.product_codes, i.product_codes.iter().map(String::as_str))
+        // The simulator's product codes have no names.
+        && f.product_code_names.as_ref().is_none_or(|n| n.is_empty())
+        && f.secure_boot.is_none_or(|s| i.secure_boot == Some(s))
+        && f.tpm_mandatory.is_none_or(|t| i.tpm_mandatory == Some(t))
         && filters::any_of_many(
             &f.permissions_to_launch_account_ids,
             i.permissions_to_launch

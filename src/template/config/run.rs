@@ -10,15 +10,68 @@ use super::{Failure, check_filter_names, duration, invalid, one_of};
 use crate::template::error::{KeyPath, Problem};
 use crate::template::weak;
 
-/// Filter names the plugin maps to OAPI filters (behaviour C3, C4, C7).
+/// The filters of `source_omi_filter` and the `outscale-omi` data source:
+/// every filter of ReadImages (the plugin knew seven), by the name Packer
+/// templates use, with the OAPI filter it is.
+pub const OMI_FILTER_NAMES: &[(&str, &str)] = &[
+    ("account-alias", "AccountAliases"),
+    ("account-id", "AccountIds"),
+    ("architecture", "Architectures"),
+    ("block-device-mapping-delete-on-vm-deletion", "BlockDeviceMappingDeleteOnVmDeletion"),
+    ("block-device-mapping-device-name", "BlockDeviceMappingDeviceNames"),
+    ("block-device-mapping-snapshot-id", "BlockDeviceMappingSnapshotIds"),
+    ("block-device-mapping-volume-size", "BlockDeviceMappingVolumeSizes"),
+    ("block-device-mapping-volume-type", "BlockDeviceMappingVolumeTypes"),
+    ("boot-mode", "BootModes"),
+    ("description", "Descriptions"),
+    ("file-location", "FileLocations"),
+    ("hypervisor", "Hypervisors"),
+    ("image-id", "ImageIds"),
+    ("image-name", "ImageNames"),
+    ("permission-to-launch-account-id", "PermissionsToLaunchAccountIds"),
+    ("permission-to-launch-global-permission", "PermissionsToLaunchGlobalPermission"),
+    ("product-code", "ProductCodes"),
+    ("product-code-name", "ProductCodeNames"),
+    ("root-device-name", "RootDeviceNames"),
+    ("root-device-type", "RootDeviceTypes"),
+    ("secure-boot", "SecureBoot"),
+    ("state", "States"),
+    ("tag", "Tags"),
+    ("tag-key", "TagKeys"),
+    ("tag-value", "TagValues"),
+    ("tpm-mandatory", "TpmMandatory"),
+    ("virtualization-type", "VirtualizationTypes"),
+];
+
+/// The names of [`OMI_FILTER_NAMES`].
 pub const OMI_FILTERS: &[&str] = &[
     "account-alias",
     "account-id",
     "architecture",
+    "block-device-mapping-delete-on-vm-deletion",
+    "block-device-mapping-device-name",
+    "block-device-mapping-snapshot-id",
+    "block-device-mapping-volume-size",
+    "block-device-mapping-volume-type",
+    "boot-mode",
+    "description",
+    "file-location",
+    "hypervisor",
     "image-id",
     "image-name",
-    "virtualization-type",
+    "permission-to-launch-account-id",
+    "permission-to-launch-global-permission",
+    "product-code",
+    "product-code-name",
+    "root-device-name",
     "root-device-type",
+    "secure-boot",
+    "state",
+    "tag",
+    "tag-key",
+    "tag-value",
+    "tpm-mandatory",
+    "virtualization-type",
 ];
 pub const NET_FILTERS: &[&str] = &[
     "ip-range",
