@@ -51,14 +51,20 @@ async fn filters_owners_and_most_recent_choose_the_source() {
     let (ok_plan, text) = plan_text(&w);
     assert!(ok_plan, "{text}");
     assert!(text.contains("<= build.web.source (ami-"), "{text}");
-    assert!(text.contains("name = \"Ubuntu-22.04-2025.06.10-0\""), "{text}");
+    assert!(
+        text.contains("name = \"Ubuntu-22.04-2025.06.10-0\""),
+        "{text}"
+    );
 
     // Two matches without most_recent: an error naming both.
     w.template(json!({"source_omi_filter": {"filters": {"image-name": "Ubuntu-22.04-*"}, "owners": ["Outscale"]}}));
     let (ok_plan, text) = plan_text(&w);
     assert!(!ok_plan);
     assert!(text.contains("2 source OMIs match"), "{text}");
-    assert!(text.contains("Ubuntu-22.04-2025.01.15-0") && text.contains("Ubuntu-22.04-2025.06.10-0"), "{text}");
+    assert!(
+        text.contains("Ubuntu-22.04-2025.01.15-0") && text.contains("Ubuntu-22.04-2025.06.10-0"),
+        "{text}"
+    );
 
     // Filters beyond the plugin's seven: the root device's volume size and
     // the boot mode.
@@ -72,7 +78,10 @@ async fn filters_owners_and_most_recent_choose_the_source() {
         "filters": {"image-name": "Debian-*", "block-device-mapping-volume-size": "11"},
         "owners": ["Outscale"]}}));
     let (ok_plan, text) = plan_text(&w);
-    assert!(!ok_plan && text.contains("no available source OMI matches"), "{text}");
+    assert!(
+        !ok_plan && text.contains("no available source OMI matches"),
+        "{text}"
+    );
 
     // owners = ["self"]: only the account's own images.
     let (_sim, client) = w.client();
@@ -81,7 +90,10 @@ async fn filters_owners_and_most_recent_choose_the_source() {
     w.template(json!({"source_omi_filter": {"filters": {"image-name": "Ubuntu-22.04-*"}, "owners": ["self"]}}));
     let (ok_plan, text) = plan_text(&w);
     assert!(ok_plan, "{text}");
-    assert!(text.contains(&format!("<= build.web.source ({own})")), "{text}");
+    assert!(
+        text.contains(&format!("<= build.web.source ({own})")),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -115,7 +127,10 @@ async fn a_newer_source_under_most_recent_replaces_the_omi() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(text.contains(&format!("<= build.web.source ({second})")), "{text}");
+    assert!(
+        text.contains(&format!("<= build.web.source ({second})")),
+        "{text}"
+    );
     assert!(text.contains("-/+ build.web.image"), "{text}");
     assert_ne!(first, second);
 }

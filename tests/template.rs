@@ -440,8 +440,8 @@ fn template_level_errors() {
     let cases: Vec<(&str, Value, LoadOptions, Vec<&str>)> = vec![
         ("top-key", json!({"builder": [builder]}), LoadOptions::default(), vec!["key \"builder\"", "did you mean `builders`?"]),
         ("no-builders", json!({"variables": {}}), LoadOptions::default(), vec!["key \"builders\"", "required"]),
-        ("surrogate", json!({"builders": [{"type": "osc-bsusurrogate", "name": "c"}]}), LoadOptions::default(), vec!["build \"c\"", "key \"type\"", "builder type osc-bsusurrogate is not supported yet by osci"]),
-        ("surrogate", json!({"builders": [{"type": "outscale-bsusurrogate"}]}), LoadOptions::default(), vec!["build \"outscale-bsusurrogate\"", "not supported yet"]),
+        ("surrogate", json!({"builders": [{"type": "osc-bsusurrogate", "name": "c", "vm_type": "t", "source_omi": "ami-12345678", "omi_name": "x-1", "communicator": "none"}]}), LoadOptions::default(), vec!["build \"c\"", "key \"omi_root_device\"", "the launch volume that becomes the OMI's root"]),
+        ("volume", json!({"builders": [{"type": "outscale-bsuvolume", "vm_type": "t", "source_omi": "ami-12345678", "communicator": "none"}]}), LoadOptions::default(), vec!["build \"outscale-bsuvolume\"", "bsu_volumes, the volumes the build makes and keeps"]),
         ("amazon", json!({"builders": [{"type": "amazon-ebs"}]}), LoadOptions::default(), vec!["unknown builder type `amazon-ebs`", "outscale-bsu, outscale-chroot"]),
         ("duplicate", json!({"builders": [builder, builder]}), LoadOptions::default(), vec!["build \"web\"", "key \"name\"", "builders[0] already has this name"]),
         ("required-var", json!({"variables": {"password": null}, "builders": [builder]}), LoadOptions::default(), vec!["key \"variables.password\"", "required variable `password` is not set"]),
@@ -592,6 +592,8 @@ fn accepted_fixtures_match_the_schema() {
             "template.schema.json",
             "template-bsu.schema.json",
             "template-chroot.schema.json",
+            "template-bsusurrogate.schema.json",
+            "template-bsuvolume.schema.json",
         ]
         .into_iter()
         .map(|n| (n.to_string(), read(n)))

@@ -48,12 +48,16 @@ fn query(run: &RunConfig, account_id: &str) -> Result<Query, String> {
                 match value.as_str() {
                     "true" => json!(true),
                     "false" => json!(false),
-                    _ => return Err(format!("source_omi_filter: `{key}` is true or false, not `{value}`")),
+                    _ => {
+                        return Err(format!(
+                            "source_omi_filter: `{key}` is true or false, not `{value}`"
+                        ));
+                    }
                 }
             } else if *field == "BlockDeviceMappingVolumeSizes" {
-                let size: i64 = value
-                    .parse()
-                    .map_err(|_| format!("source_omi_filter: `{key}` is a size in GiB, not `{value}`"))?;
+                let size: i64 = value.parse().map_err(|_| {
+                    format!("source_omi_filter: `{key}` is a size in GiB, not `{value}`")
+                })?;
                 json!([size])
             } else {
                 json!([value])

@@ -21,8 +21,8 @@ pub use communicator::CommConfig;
 pub use omi::OmiConfig;
 pub(crate) use run::NameValue;
 pub use run::{
-    NET_FILTERS, NetFilter, OMI_FILTER_NAMES, OMI_FILTERS, OmiFilter, RunConfig, SECURITY_GROUP_FILTERS,
-    SUBNET_FILTERS, SecurityGroupFilter, SubnetFilter, UserData,
+    NET_FILTERS, NetFilter, OMI_FILTER_NAMES, OMI_FILTERS, OmiFilter, RunConfig,
+    SECURITY_GROUP_FILTERS, SUBNET_FILTERS, SecurityGroupFilter, SubnetFilter, UserData,
 };
 
 use std::collections::BTreeMap;
