@@ -386,10 +386,14 @@ impl Machines {
 
 impl Drop for Machines {
     /// The SSH services end with the simulator; running VMs stay unpacked
-    /// and are picked up again by the next simulator on this folder.
+    /// and are picked up again by the next simulator on this folder, which
+    /// gives them their volumes' devices again: the devices go now, with
+    /// what was mounted from them.
     fn drop(&mut self) {
-        for r in self.running.values() {
+        for (vm_id, r) in &self.running {
             let _ = r.power.send(false);
+            r.machine.kill_all();
+            self.host.release_tree(&self.tree(vm_id));
         }
     }
 }
