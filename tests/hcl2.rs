@@ -430,7 +430,8 @@ fn errors_point_at_file_line_and_column() {
 }
 
 /// `source_omi = data.outscale-omi.NAME.id` plans as the same filters in
-/// `source_omi_filter` do; another use of the data source is refused.
+/// `source_omi_filter` do; its outputs where they cannot be known yet are
+/// refused.
 #[test]
 fn the_omi_data_source_chooses_the_source_omi() {
     let w = Workspace::new();
@@ -453,9 +454,11 @@ fn the_omi_data_source_chooses_the_source_omi() {
         "  omi_name = data.outscale-omi.ubuntu.name",
     );
     std::fs::write(w.path().join("data.pkr.hcl"), other_use).unwrap();
+    // The source's name is known once the plan reads it: in the fields
+    // rendered then, not in the OMI's name.
     let err = stderr(&run(&w, &["validate", "data.pkr.hcl"]));
     assert!(
-        err.contains("data.outscale-omi.ubuntu.name is read at plan time"),
+        err.contains("key \"omi_name\"") && err.contains("is only rendered in tags"),
         "{err}"
     );
 }

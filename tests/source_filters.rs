@@ -134,3 +134,27 @@ async fn a_newer_source_under_most_recent_replaces_the_omi() {
     assert!(text.contains("-/+ build.web.image"), "{text}");
     assert_ne!(first, second);
 }
+
+#[test]
+fn the_data_sources_outputs_fill_the_builds_fields() {
+    let w = Workspace::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data-source.pkr.hcl");
+    let text = std::fs::read_to_string(example).unwrap().replace(
+        "sim://state/sim",
+        &format!("sim://{}", w.sim_dir().display()),
+    );
+    std::fs::write(w.path().join("t.pkr.hcl"), text).unwrap();
+    let out = w.run(&["plan", "t.pkr.hcl"]);
+    let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        plan.contains("description = \"Built by osci from Debian-12-2025.05.20-0 (Outscale)\""),
+        "{plan}"
+    );
+    assert!(plan.contains("\"source_created\":\"2025-05-20"), "{plan}");
+    assert!(plan.contains("\"source\":\"ami-"), "{plan}");
+}

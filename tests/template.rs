@@ -199,6 +199,7 @@ fn build_variables_render_at_build_time() {
         source_omi: "ami-87654321".into(),
         source_omi_name: "Ubuntu 22.04 (x86_64): 2024*".into(),
         source_omi_tags: tags(&[("os", "linux")]),
+        ..Default::default()
     };
     let render = |s: &str| render_build_vars(s, &vars).unwrap();
     assert_eq!(

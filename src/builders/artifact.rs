@@ -105,6 +105,19 @@ pub fn build_vars(source: Option<&Image>, region: &str) -> BuildVars {
                     .collect()
             })
             .unwrap_or_default(),
+        source_omi_info: source
+            .map(|s| {
+                [
+                    ("creation_date", s.creation_date.clone()),
+                    ("owner", Some(s.account_id.clone())),
+                    ("owner_name", s.account_alias.clone()),
+                    ("root_device_name", s.root_device_name.clone()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.unwrap_or_default()))
+                .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

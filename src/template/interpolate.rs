@@ -103,8 +103,15 @@ pub(crate) const HOST_FIELDS: &[&str] = &[
     "post_mount_commands",
     "command_wrapper",
 ];
-const LATE_VARS: &[&str] = &["BuildRegion", "SourceOMI", "SourceOMIName", "SourceOMITags"];
-const LATE_VARS_TEXT: &str = ".BuildRegion, .SourceOMI, .SourceOMIName and .SourceOMITags.NAME";
+const LATE_VARS: &[&str] = &[
+    "BuildRegion",
+    "SourceOMI",
+    "SourceOMIName",
+    "SourceOMITags",
+    "SourceOMIInfo",
+];
+const LATE_VARS_TEXT: &str =
+    ".BuildRegion, .SourceOMI, .SourceOMIName, .SourceOMITags.NAME and .SourceOMIInfo.NAME";
 /// Functions that need nothing but their arguments, so they also work at build time.
 const PURE: &[&str] = &[
     "clean_resource_name",
@@ -147,6 +154,10 @@ pub struct BuildVars {
     pub source_omi: String,
     pub source_omi_name: String,
     pub source_omi_tags: BTreeMap<String, String>,
+    /// The source's other outputs, as the `outscale-omi` data source names
+    /// them (`creation_date`, `owner`, `owner_name`, `root_device_name`):
+    /// what `data.outscale-omi.NAME.*` of the build's source stands for.
+    pub source_omi_info: BTreeMap<String, String>,
 }
 
 /// Renders the build variables (`{{ .BuildRegion }}`, `{{ .SourceOMI }}`,
@@ -373,6 +384,12 @@ impl Scope for BuildScope<'_> {
             Some("BuildRegion") => simple(&vars.build_region),
             Some("SourceOMI") => simple(&vars.source_omi),
             Some("SourceOMIName") => simple(&vars.source_omi_name),
+            Some("SourceOMIInfo") => match path {
+                [_, key] => Ok(Val::Str(
+                    vars.source_omi_info.get(key).cloned().unwrap_or_default(),
+                )),
+                _ => Err(unknown_build_var(path)),
+            },
             Some("SourceOMITags") => match path {
                 [_] => Ok(Val::Map(vars.source_omi_tags.clone())),
                 [_, tag] => Ok(Val::Str(
@@ -952,6 +969,7 @@ mod tests {
             source_omi: "ami-12345678".into(),
             source_omi_name: "Ubuntu:22.04".into(),
             source_omi_tags: [("os".to_string(), "linux".to_string())].into(),
+            ..Default::default()
         };
         assert_eq!(
             render_build_vars(&kept, &vars).as_deref(),

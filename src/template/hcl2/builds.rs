@@ -798,6 +798,10 @@ fn resolve_data(
         }
         config.remove("source_omi");
         config.insert("source_omi_filter".into(), d.filter.clone());
+        // Its outputs elsewhere in the build are the source's: build
+        // variables, rendered once the plan has read it.
+        let name = d.name.clone();
+        outputs_as_build_vars(config, &name);
     }
     if let Some(marker) = find_marker(&Json::Object(config.clone())) {
         return Err(at.error(
@@ -810,6 +814,33 @@ fn resolve_data(
         ));
     }
     Ok(())
+}
+
+/// Replaces the references to the outputs of data source `name` in the
+/// strings of `config` with the build variables that hold them.
+fn outputs_as_build_vars(config: &mut Map<String, Json>, name: &str) {
+    fn walk(value: &mut Json, name: &str) {
+        match value {
+            Json::String(s) => {
+                for (attr, var) in [
+                    ("id", "{{ .SourceOMI }}"),
+                    ("name", "{{ .SourceOMIName }}"),
+                    ("creation_date", "{{ .SourceOMIInfo.creation_date }}"),
+                    ("owner", "{{ .SourceOMIInfo.owner }}"),
+                    ("owner_name", "{{ .SourceOMIInfo.owner_name }}"),
+                    ("root_device_name", "{{ .SourceOMIInfo.root_device_name }}"),
+                ] {
+                    *s = s.replace(&data_marker(name, attr), var);
+                }
+            }
+            Json::Array(items) => items.iter_mut().for_each(|i| walk(i, name)),
+            Json::Object(o) => o.values_mut().for_each(|v| walk(v, name)),
+            _ => {}
+        }
+    }
+    for value in config.values_mut() {
+        walk(value, name);
+    }
 }
 
 /// The first data-source reference left in `value`, as written.
