@@ -60,6 +60,25 @@ impl<'de> Deserializer<'de> for &mut Probe {
     }
 }
 
+/// Asserts that the JSON Schema `schema/FILE` lists exactly `accepted` as
+/// a builder entry's keys: the schema cannot drift from the structs.
+#[cfg(test)]
+pub(crate) fn assert_schema_lists(file: &str, accepted: Vec<&str>) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schema")
+        .join(file);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let listed: std::collections::BTreeSet<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let accepted: std::collections::BTreeSet<&str> = accepted.into_iter().collect();
+    assert_eq!(listed, accepted, "{file}");
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
