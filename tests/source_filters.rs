@@ -94,6 +94,11 @@ async fn filters_owners_and_most_recent_choose_the_source() {
         text.contains(&format!("<= build.web.source ({own})")),
         "{text}"
     );
+
+    // Owners by id and by alias: an image of any of them.
+    w.template(json!({"source_omi_filter": {"filters": {"image-name": "Ubuntu-22.04-*"}, "owners": ["self", "Outscale"]}}));
+    let (ok_plan, text) = plan_text(&w);
+    assert!(!ok_plan && text.contains("3 source OMIs match"), "{text}");
 }
 
 #[tokio::test]

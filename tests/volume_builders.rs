@@ -271,6 +271,18 @@ async fn bsuvolume_keeps_its_volumes_tagged_with_their_content() {
     assert_eq!(tag(data_after, "Name").as_deref(), Some("data-infra"));
     drop(client);
 
+    // A volume the template no longer declares goes (and the others are
+    // made anew: the VM's mappings shape what fills them).
+    let mut one = volumes(&w, "infra");
+    one["ebs_volumes"].as_array_mut().unwrap().pop();
+    w.write_template(vec![one], json!([]));
+    let plan = String::from_utf8_lossy(&w.run(&["plan", "t.json"]).stdout).into_owned();
+    assert!(
+        plan.contains("- build.data.volume[\"/dev/xvdg\"]"),
+        "{plan}"
+    );
+    assert!(plan.contains("# no longer in the template"), "{plan}");
+
     // destroy removes them.
     ok(&w.run(&["destroy", "t.json", "--auto-approve"]));
     let (sim, client) = w.client();

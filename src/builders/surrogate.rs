@@ -45,12 +45,15 @@ impl Surrogate {
 
     /// The OMI's boot modes: `omi_boot_modes`, else the VM's `boot_mode`
     /// (which the plugin did not pass), else the source's.
-    fn boot_modes(&self) -> Vec<String> {
+    fn boot_modes(&self, source: &crate::oapi::model::Image) -> Vec<String> {
         let c = &self.config.bsu;
         if !c.omi.omi_boot_modes.is_empty() {
             return c.omi.omi_boot_modes.clone();
         }
-        c.run.boot_mode.iter().cloned().collect()
+        match &c.run.boot_mode {
+            Some(mode) => vec![mode.clone()],
+            None => source.boot_modes.clone(),
+        }
     }
 }
 
@@ -155,7 +158,7 @@ impl Builder for Surrogate {
         let omi = Omi {
             name: c.omi.omi_name.clone(),
             description: crate::template::render_build_vars(&c.omi.omi_description, &run.vars)?,
-            boot_modes: self.boot_modes(),
+            boot_modes: self.boot_modes(src),
             product_codes: artifact::product_codes(&c.omi),
             root_device_name: Some(root.device_name.clone()),
             mappings: c.block_devices.omi_block_device_mappings.clone(),

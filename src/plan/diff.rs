@@ -60,8 +60,9 @@ pub fn diff(graph: &mut Graph, state: &State, observed: &Observed) -> Diff {
         .collect();
     let mut diff = Diff::default();
 
-    // Leftovers first: builds gone from the template, ephemerals and
-    // half-made entries of interrupted applies.
+    // Leftovers first: builds gone from the template, ephemerals,
+    // half-made entries of interrupted applies, and kept volumes the build
+    // no longer declares.
     for r in &state.resources {
         let reason = if !builds.contains(&r.build) {
             Some("the build is no longer in the template")
@@ -69,6 +70,10 @@ pub fn diff(graph: &mut Graph, state: &State, observed: &Observed) -> Diff {
             Some("left by an interrupted apply")
         } else if r.status != Status::Created {
             Some("half-made by an interrupted or failed apply")
+        } else if r.kind == Kind::Volume && graph.find(r.address.as_str()).is_none() {
+            // A kept volume the template no longer declares, or one a
+            // rebuild replaced.
+            Some("no longer in the template")
         } else {
             None
         };
@@ -136,16 +141,24 @@ pub fn diff(graph: &mut Graph, state: &State, observed: &Observed) -> Diff {
             graph.node_mut(i).action = Some(Action::Create);
         }
     }
-    // …and what a running node makes comes into being with it.
+    // …and what a running node makes comes into being with it: its
+    // ephemerals, and the durable nodes it makes anew (a VM launched again
+    // makes every volume a bsuvolume build keeps).
     for &i in &order {
+        if !graph.node(i).action.is_some_and(Action::makes) {
+            continue;
+        }
         let made: Vec<NodeIndex> = graph
             .after(i)
-            .filter(|(s, edge)| *edge == Edge::Makes && graph.node(*s).ephemeral())
+            .filter(|(_, edge)| *edge == Edge::Makes)
             .map(|(s, _)| s)
             .collect();
-        if graph.node(i).action.is_some_and(Action::makes) {
-            for s in made {
-                graph.node_mut(s).action = Some(Action::Create);
+        for s in made {
+            let node = graph.node_mut(s);
+            if node.ephemeral() {
+                node.action = Some(Action::Create);
+            } else if node.lifetime == Lifetime::Durable && node.action.is_none() {
+                node.action = Some(Action::Replace);
             }
         }
     }
@@ -166,6 +179,11 @@ fn durable_action(
     let Some(entry) = entry else {
         return Some(Action::Create);
     };
+    // A kept volume deleted outside osci (an OMI's drift is its build's,
+    // above).
+    if node.kind == Kind::Volume && matches!(observed.get(&node.address), Some(None)) {
+        return Some(Action::Create);
+    }
     if node.digest.is_some() && entry.input_digest != node.digest {
         return Some(Action::Replace);
     }

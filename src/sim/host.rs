@@ -351,7 +351,10 @@ impl Devices {
             .get(vm_id)
             .and_then(|r| r.vm.root_device_name.clone());
         let wanted = linked(world, vm_id, |device| Some(device) != root.as_deref());
-        let dev = tree.join("dev");
+        // The VM's own /dev: never a link it made to somewhere else.
+        let Some(dev) = super::sshd::inside(tree, "dev") else {
+            return;
+        };
         if wanted.is_empty() && !dev.is_dir() {
             return;
         }
@@ -371,8 +374,8 @@ impl Devices {
         for m in mounts.iter().rev() {
             let _ = run(Command::new("umount").arg("-l").arg(m));
         }
-        if tree.join("dev").is_dir() {
-            self.reconcile_dir(&tree.join("dev"), &BTreeMap::new());
+        if let Some(dev) = super::sshd::inside(tree, "dev").filter(|d| d.is_dir()) {
+            self.reconcile_dir(&dev, &BTreeMap::new());
         }
     }
 

@@ -10,7 +10,8 @@ use crate::builders::cloud::Cloud;
 use crate::graph::Kind;
 use crate::oapi::Error;
 use crate::oapi::model::{
-    FiltersImage, FiltersSnapshot, ReadImagesRequest, ReadSnapshotsRequest, Snapshot,
+    FiltersImage, FiltersSnapshot, FiltersVolume, ReadImagesRequest, ReadSnapshotsRequest,
+    ReadVolumesRequest, Snapshot, Volume,
 };
 use crate::plan::Observed;
 use crate::state::State;
@@ -68,6 +69,30 @@ pub async fn refresh(cloud: &Cloud, state: &State) -> Result<(Observed, Refreshe
             .map(|s| (s.snapshot_id.clone(), s))
             .collect();
     }
+    // The volumes builds keep (bsuvolume's).
+    let volume_ids: Vec<String> = state
+        .resources
+        .iter()
+        .filter(|r| r.kind == Kind::Volume && !r.ephemeral)
+        .filter_map(|r| r.id.clone())
+        .collect();
+    let volumes: BTreeMap<String, Volume> = if volume_ids.is_empty() {
+        BTreeMap::new()
+    } else {
+        cloud
+            .client
+            .read_all(&ReadVolumesRequest {
+                filters: Some(FiltersVolume {
+                    volume_ids: Some(volume_ids),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await?
+            .into_iter()
+            .map(|v| (v.volume_id.clone(), v))
+            .collect()
+    };
     let mut observed = Observed::new();
     for r in &state.resources {
         let Some(id) = &r.id else { continue };
@@ -92,6 +117,25 @@ pub async fn refresh(cloud: &Cloud, state: &State) -> Result<(Observed, Refreshe
                     .filter_map(|s| refreshed.snapshots.get(s))
                     .collect();
                 tags::attributes(i, &snaps)
+            }),
+            Kind::Volume if !r.ephemeral => volumes.get(id).map(|v| {
+                // The tags osci manages on it, as they are now; the size.
+                let managed: Vec<String> = r
+                    .attributes
+                    .get("tags")
+                    .and_then(Value::as_object)
+                    .map(|t| t.keys().cloned().collect())
+                    .unwrap_or_default();
+                let tags: BTreeMap<String, String> = v
+                    .tags
+                    .iter()
+                    .filter(|t| managed.contains(&t.key))
+                    .map(|t| (t.key.clone(), t.value.clone()))
+                    .collect();
+                let mut seen = r.attributes.clone();
+                seen.insert("tags".into(), serde_json::json!(tags));
+                seen.insert("size".into(), serde_json::json!(v.size));
+                seen
             }),
             _ => continue,
         };

@@ -56,6 +56,7 @@ impl Step for Record {
         };
         entries.push(entry);
         run.recorder.settled(entries).await?;
+        super::volume::remove_replaced(run, &self.run).await?;
         Ok(())
     }
 }

@@ -22,6 +22,9 @@ use crate::template::{RunConfig, wildcard};
 struct Query {
     filters: FiltersImage,
     most_recent: bool,
+    /// Owners given both as account ids and as aliases: an image of any
+    /// of them (the API would want both at once).
+    any_owner: Option<(Vec<String>, Vec<String>)>,
 }
 
 fn query(run: &RunConfig, account_id: &str) -> Result<Query, String> {
@@ -30,6 +33,7 @@ fn query(run: &RunConfig, account_id: &str) -> Result<Query, String> {
         filters.image_ids = Some(vec![id.clone()]);
     }
     let mut most_recent = false;
+    let mut any_owner = None;
     if let Some(f) = &run.source_omi_filter {
         most_recent = f.most_recent;
         let mut fields = serde_json::Map::new();
@@ -77,16 +81,17 @@ fn query(run: &RunConfig, account_id: &str) -> Result<Query, String> {
                 }
             })
             .partition(|o| o.bytes().all(|b| b.is_ascii_digit()));
-        if !ids.is_empty() {
-            filters.account_ids = Some(ids);
-        }
-        if !aliases.is_empty() {
-            filters.account_aliases = Some(aliases);
+        match (ids.is_empty(), aliases.is_empty()) {
+            (false, false) => any_owner = Some((ids, aliases)),
+            (false, true) => filters.account_ids = Some(ids),
+            (true, false) => filters.account_aliases = Some(aliases),
+            (true, true) => {}
         }
     }
     Ok(Query {
         filters,
         most_recent,
+        any_owner,
     })
 }
 
@@ -127,6 +132,14 @@ pub async fn resolve(
             let images = answers[&shape(&q.filters)]
                 .iter()
                 .filter(|i| matches(i, &q.filters))
+                .filter(|i| {
+                    q.any_owner.as_ref().is_none_or(|(ids, aliases)| {
+                        ids.contains(&i.account_id)
+                            || i.account_alias
+                                .as_ref()
+                                .is_some_and(|a| aliases.contains(a))
+                    })
+                })
                 .cloned()
                 .collect();
             pick(images, q.most_recent)

@@ -165,14 +165,17 @@ impl Make {
             let kept = self.launch.kept.contains(&m.device_name);
             // A kept volume made anew: the one it replaces stays in the
             // state, under another key, until the new one is complete.
+            let previous_address = self
+                .run
+                .address(Kind::Volume, Some(&volume::previous_key(&m.device_name)));
             if let Some(previous) = run
                 .recorder
                 .get(&address)
-                .filter(|r| !r.ephemeral && r.id.is_some())
+                .filter(|r| !r.ephemeral && r.id.is_some() && r.status == Status::Created)
+                && run.recorder.get(&previous_address).is_none()
             {
-                let key = volume::previous_key(&m.device_name);
                 entries.push(ResourceState {
-                    address: self.run.address(Kind::Volume, Some(&key)),
+                    address: previous_address,
                     ..previous
                 });
             }

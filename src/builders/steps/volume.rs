@@ -227,16 +227,47 @@ pub async fn find(cloud: &Cloud, r: &ResourceState) -> Result<Option<String>, cr
 /// The key a kept volume's previous volume has while the one replacing it
 /// is being made.
 pub fn previous_key(device: &str) -> String {
-    format!("{device} previous")
+    format!("{device}{PREVIOUS}")
 }
 
-/// A volume the build keeps (bsuvolume's), made by its VM's launch: its
-/// tags, changed in place, and the volume it replaces, removed once it is
-/// made.
+const PREVIOUS: &str = " previous";
+
+/// Deletes the volumes kept volumes replaced (recorded under
+/// [`previous_key`]), now that the build that replaced them is complete.
+pub async fn remove_replaced(run: &Run<'_>, build: &BuildRun) -> Result<(), StepError> {
+    let replaced: Vec<ResourceState> = run
+        .recorder
+        .build_entries(&build.name)
+        .into_iter()
+        .filter(|r| {
+            r.kind == Kind::Volume && r.address.key().is_some_and(|k| k.ends_with(PREVIOUS))
+        })
+        .collect();
+    for r in replaced {
+        if let Some(id) = &r.id {
+            let request = DeleteVolumeRequest {
+                volume_id: id.clone(),
+                ..Default::default()
+            };
+            match build.cloud.client.call(&request).await {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        run.recorder
+            .forget(std::slice::from_ref(&r.address))
+            .await?;
+    }
+    Ok(())
+}
+
+/// A volume the build keeps (bsuvolume's), made by its VM's launch, and
+/// its tags, changed in place. The volume it replaces goes once the build
+/// is complete (its `run` record).
 struct Kept {
     run: Arc<BuildRun>,
     vm: Address,
-    device: String,
     /// GiB, when the plan knows it.
     size: Option<i64>,
     /// With build variables left.
@@ -255,7 +286,6 @@ pub fn kept_node(
     let step = Kept {
         run: Arc::clone(run),
         vm: vm.clone(),
-        device: device.to_string(),
         size,
         tags,
     };
@@ -317,28 +347,6 @@ impl Kept {
         }
         Ok(())
     }
-
-    /// The volume this one replaces, deleted now that the new one is
-    /// made.
-    async fn remove_previous(&self, run: &Run<'_>) -> Result<(), StepError> {
-        let address = self
-            .run
-            .address(Kind::Volume, Some(&previous_key(&self.device)));
-        let Some(id) = run.recorder.get(&address).and_then(|r| r.id) else {
-            return Ok(());
-        };
-        let request = DeleteVolumeRequest {
-            volume_id: id.clone(),
-            ..Default::default()
-        };
-        match self.run.cloud.client.call(&request).await {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(failed(e)),
-        }
-        run.recorder.forget(&[address]).await?;
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -372,9 +380,6 @@ impl Step for Kept {
         run.recorder
             .update(run.address, attributes, digest, status)
             .await?;
-        if run.action != crate::graph::Action::Update {
-            self.remove_previous(run).await?;
-        }
         self.run.outputs.put(run.address, super::Output::Id(id));
         Ok(())
     }

@@ -29,6 +29,8 @@ pub(crate) const SOURCE_BLOCKS: &[&str] = &[
 pub(crate) const ARRAY_BLOCKS: &[&str] = &[
     "launch_block_device_mappings",
     "omi_block_device_mappings",
+    "bsu_volumes",
+    "ebs_volumes",
     "filter",
 ];
 
@@ -263,11 +265,18 @@ fn data_marker(name: &str, attr: &str) -> String {
 pub(crate) fn data_values(data: &[Data]) -> hcl::Value {
     let mut by_name = hcl::Map::new();
     for d in data {
-        let attrs: hcl::Map<String, hcl::Value> =
-            ["id", "name", "creation_date", "owner", "owner_name", "tags"]
-                .iter()
-                .map(|a| (a.to_string(), hcl::Value::from(data_marker(&d.name, a))))
-                .collect();
+        let attrs: hcl::Map<String, hcl::Value> = [
+            "id",
+            "name",
+            "creation_date",
+            "owner",
+            "owner_name",
+            "root_device_name",
+            "tags",
+        ]
+        .iter()
+        .map(|a| (a.to_string(), hcl::Value::from(data_marker(&d.name, a))))
+        .collect();
         by_name.insert(d.name.clone(), hcl::Value::Object(attrs));
     }
     let mut kinds = hcl::Map::new();
