@@ -258,7 +258,14 @@ async fn user_data_is_encoded_once() {
         w.template(changes.clone());
         ok(&w.run(&["apply", "t.json", "--auto-approve"]));
         let (_sim, client) = w.client();
-        let mut vms = client.read_all(&ReadVmsRequest::default()).await.unwrap();
+        // The build's VMs: not the host, the VM this machine is.
+        let mut vms: Vec<Vm> = client
+            .read_all(&ReadVmsRequest::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|v| v.tags.iter().all(|t| t.value != "osci-sim-host"))
+            .collect();
         vms.sort_by(|a, b| a.creation_date.cmp(&b.creation_date));
         let sent = vms.last().unwrap().user_data.clone().unwrap_or_default();
         assert_eq!(b64.decode(&sent).unwrap(), expected, "{changes}");

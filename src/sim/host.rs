@@ -364,7 +364,9 @@ impl Devices {
 
     /// Before a VM's tree goes back to its volume or away: what is mounted
     /// in it is unmounted (innermost first), its devices detached.
-    pub fn release_tree(&self, tree: &Path) {
+    /// Answers whether there was anything to release: then what the
+    /// devices held is to be written back (`flush`).
+    pub fn release_tree(&self, tree: &Path) -> bool {
         let mounts: Vec<String> = std::fs::read_to_string("/proc/mounts")
             .unwrap_or_default()
             .lines()
@@ -374,9 +376,14 @@ impl Devices {
         for m in mounts.iter().rev() {
             let _ = run(Command::new("umount").arg("-l").arg(m));
         }
-        if let Some(dev) = super::sshd::inside(tree, "dev").filter(|d| d.is_dir()) {
-            self.reconcile_dir(&dev, &BTreeMap::new());
-        }
+        let devices = super::sshd::inside(tree, "dev")
+            .filter(|d| d.is_dir())
+            .is_some_and(|dev| {
+                let had = !attached(&self.disks, &dev).is_empty();
+                self.reconcile_dir(&dev, &BTreeMap::new());
+                had
+            });
+        devices || !mounts.is_empty()
     }
 
     /// Brings the disk nodes of `dev` in line with `wanted` (name → volume).

@@ -205,8 +205,9 @@ impl Machines {
         let tree = self.tree(vm_id);
         // What the VM mounted and its devices go first: neither is part of
         // its root filesystem, nor to be removed with its tree.
-        self.host.release_tree(&tree);
-        self.host.flush();
+        if self.host.release_tree(&tree) {
+            self.host.flush();
+        }
         if let Some((volume, partition)) = root
             && world.volumes.contains_key(&volume)
             && tree.is_dir()
