@@ -58,16 +58,17 @@ impl Surrogate {
 }
 
 impl Builder for Surrogate {
+    // The VM, its source and its network are the bsu build's.
     fn name(&self) -> &str {
-        &self.work().name
+        self.bsu.name()
     }
 
     fn source(&self) -> Option<&RunConfig> {
-        Some(&self.config.bsu.run)
+        self.bsu.source()
     }
 
     fn network(&self) -> Option<&RunConfig> {
-        Some(&self.config.bsu.run)
+        self.bsu.network()
     }
 
     fn omi(&self) -> Option<&OmiConfig> {
