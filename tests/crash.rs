@@ -81,7 +81,17 @@ async fn destroy_after_a_crash_at_any_call_leaves_the_account_as_it_was() {
                 "{builder}, call {k}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let destroyed = w.run(&["destroy", "t.json", "--auto-approve"]);
+            // The killed apply's lock goes with its last open descriptor;
+            // seen once to outlive its process by a moment (a child it was
+            // starting): a destroy run then is refused, so wait for it.
+            let mut destroyed = w.run(&["destroy", "t.json", "--auto-approve"]);
+            for _ in 0..50 {
+                if !String::from_utf8_lossy(&destroyed.stderr).contains("is locked by") {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                destroyed = w.run(&["destroy", "t.json", "--auto-approve"]);
+            }
             let stderr = ok(&destroyed);
             assert!(!stderr.contains("secret"), "{stderr}");
             let (sim, client) = w.client();
