@@ -500,9 +500,15 @@ fn settle_on_writes(
             return;
         };
         let written: BTreeSet<(PathBuf, String)> = {
-            let watching = watching.lock().unwrap_or_else(|e| e.into_inner());
+            let mut watching = watching.lock().unwrap_or_else(|e| e.into_inner());
             events
                 .filter_map(|e| {
+                    // A folder gone (a VM's tree removed) lost its watch:
+                    // it is watched anew when it has devices again.
+                    if e.mask.contains(inotify::EventMask::IGNORED) {
+                        watching.dirs.remove(&e.wd);
+                        return None;
+                    }
                     let dir = watching.dirs.get(&e.wd)?.clone();
                     let name = e.name?.to_string_lossy().into_owned();
                     whole_disk(&name).then_some((dir, name))
