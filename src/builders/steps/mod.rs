@@ -153,6 +153,39 @@ impl BuildRun {
             .collect()
     }
 
+    /// Runs `work` (provisioners, post-processors) with this build's
+    /// context: `build` is what `{{ build `Key` }}` answers, output is
+    /// streamed as events with sensitive values masked, Ctrl-C is
+    /// honoured; a failure reads `WHAT failed: …`, masked.
+    pub async fn in_context(
+        &self,
+        run: &Run<'_>,
+        what: &str,
+        builder_type: &str,
+        base_dir: &std::path::Path,
+        build: BTreeMap<String, String>,
+        work: impl AsyncFnOnce(&crate::provision::Context<'_>) -> Result<(), String>,
+    ) -> Result<(), StepError> {
+        let output = |line: &str| {
+            run.recorder.event(crate::graph::Event::Output {
+                build: self.name.clone(),
+                line: self.mask(line),
+            })
+        };
+        let cancelled = || run.recorder.cancelled();
+        let ctx = crate::provision::Context {
+            build_name: &self.name,
+            builder_type,
+            build,
+            base_dir,
+            output: &output,
+            cancelled: &cancelled,
+        };
+        work(&ctx)
+            .await
+            .map_err(|e| StepError::Failed(self.mask(&format!("{what} failed: {e}"))))
+    }
+
     /// `line` with every sensitive value replaced, as Packer does.
     pub fn mask(&self, line: &str) -> String {
         crate::secret::mask(line, self.sensitive.iter().map(Secret::expose))

@@ -12,9 +12,8 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::BuildRun;
-use crate::graph::{Address, Digest, Event, Kind, Lifetime, Node, Run, Step, StepError};
+use crate::graph::{Address, Digest, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::postprocess::{self, Artifact};
-use crate::provision;
 use crate::state::{ResourceState, Status};
 use crate::template::PostProcessor;
 
@@ -95,26 +94,20 @@ impl Step for PostProcess {
             ("SourceOMIName".to_string(), vars.source_omi_name.clone()),
             ("BuildRegion".to_string(), vars.build_region.clone()),
         ]);
-        let output = |line: &str| {
-            run.recorder.event(Event::Output {
-                build: self.run.name.clone(),
-                line: self.run.mask(line),
-            })
-        };
-        let cancelled = || run.recorder.cancelled();
-        let ctx = provision::Context {
-            build_name: &self.run.name,
-            builder_type: &self.builder_type,
-            build,
-            base_dir: &self.template_dir,
-            output: &output,
-            cancelled: &cancelled,
-        };
-        postprocess::run(&self.post_processors, &artifact, &ctx)
-            .await
-            .map_err(|e| {
-                StepError::Failed(self.run.mask(&format!("post-processing failed: {e}")))
-            })?;
+        self.run
+            .in_context(
+                run,
+                "post-processing",
+                &self.builder_type,
+                &self.template_dir,
+                build,
+                async |ctx| {
+                    postprocess::run(&self.post_processors, &artifact, ctx)
+                        .await
+                        .map_err(|e| e.to_string())
+                },
+            )
+            .await?;
         let types: Vec<&str> = self
             .post_processors
             .iter()

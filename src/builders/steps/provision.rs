@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::{BuildRun, Output};
 use crate::builders::communicator;
-use crate::graph::{Address, Event, Kind, Lifetime, Node, Run, Step, StepError};
+use crate::graph::{Address, Kind, Lifetime, Node, Run, Step, StepError};
 use crate::provision;
 use crate::template::{CommConfig, Provisioner};
 
@@ -68,24 +68,16 @@ impl Provision {
         provisioners: impl AsyncFnOnce(&provision::Context<'_>) -> Result<(), String>,
     ) -> Result<(), StepError> {
         let w = &self.what;
-        let output = |line: &str| {
-            run.recorder.event(Event::Output {
-                build: self.run.name.clone(),
-                line: self.run.mask(line),
-            })
-        };
-        let cancelled = || run.recorder.cancelled();
-        let ctx = provision::Context {
-            build_name: &self.run.name,
-            builder_type: w.builder_type,
-            build,
-            base_dir: &w.template_dir,
-            output: &output,
-            cancelled: &cancelled,
-        };
-        provisioners(&ctx)
-            .await
-            .map_err(|e| StepError::Failed(self.run.mask(&format!("provisioning failed: {e}"))))?;
+        self.run
+            .in_context(
+                run,
+                "provisioning",
+                w.builder_type,
+                &w.template_dir,
+                build,
+                provisioners,
+            )
+            .await?;
         if run.recorder.cancelled() {
             return Err(StepError::Interrupted(format!(
                 "interrupted before {}",
