@@ -2,7 +2,8 @@
 //! chroot builder links its volumes to, and in which subregion it makes
 //! them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -12,11 +13,13 @@ use crate::oapi::Transport;
 pub const DEFAULT_URL: &str = "http://169.254.169.254";
 
 /// The metadata service, reached through a transport (HTTP, or the
-/// in-process simulator's).
+/// in-process simulator's). What it answers of the VM (its id, its
+/// subregion) does not change while osci runs: each key is read once.
 #[derive(Clone)]
 pub struct Metadata {
     transport: Arc<dyn Transport>,
     base: String,
+    read: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Metadata {
@@ -24,11 +27,15 @@ impl Metadata {
         Metadata {
             transport,
             base: base.trim_end_matches('/').to_string(),
+            read: Default::default(),
         }
     }
 
     /// The value at `/latest/meta-data/KEY`.
     pub async fn get(&self, key: &str) -> Result<String, String> {
+        if let Some(value) = self.read.lock().expect("metadata lock").get(key) {
+            return Ok(value.clone());
+        }
         let url = format!("{}/latest/meta-data/{key}", self.base);
         let fail = |why: String| {
             format!(
@@ -51,6 +58,10 @@ impl Metadata {
         if text.is_empty() {
             return Err(fail("an empty answer".into()));
         }
+        self.read
+            .lock()
+            .expect("metadata lock")
+            .insert(key.to_string(), text.clone());
         Ok(text)
     }
 }
