@@ -325,11 +325,18 @@ fn linked(world: &World, vm_id: &str, keep: impl Fn(&str) -> bool) -> BTreeMap<S
 /// in their trees), kept in line with the world.
 pub struct Devices {
     disks: PathBuf,
+    /// The folders read since this simulator started that held none of
+    /// its devices: while none is wanted there, they are not read again at
+    /// every call.
+    empty: Mutex<BTreeSet<PathBuf>>,
 }
 
 impl Devices {
     pub fn new(disks: PathBuf) -> Devices {
-        Devices { disks }
+        Devices {
+            disks,
+            empty: Mutex::new(BTreeSet::new()),
+        }
     }
 
     /// Attaches the volumes whose link to the host is complete, detaches
@@ -388,8 +395,17 @@ impl Devices {
 
     /// Brings the disk nodes of `dev` in line with `wanted` (name → volume).
     fn reconcile_dir(&self, dev: &Path, wanted: &BTreeMap<String, String>) {
+        let mut empty = self.empty.lock().unwrap_or_else(|e| e.into_inner());
+        if wanted.is_empty() && empty.contains(dev) {
+            return;
+        }
         let _one = DEVICES.lock().unwrap_or_else(|e| e.into_inner());
         let present = attached(&self.disks, dev);
+        if wanted.is_empty() {
+            empty.insert(dev.to_path_buf());
+        } else {
+            empty.remove(dev);
+        }
         if wanted.is_empty() && present.is_empty() {
             return;
         }
