@@ -179,7 +179,7 @@ pub(crate) fn build(
 /// empty strings: as in Packer, an option that renders empty (a variable
 /// defaulting to "", typically) is an option not set, so that it falls back
 /// to its default or, for credentials, to the environment.
-fn fold(entry: &mut Map<String, Value>, template_dir: &Path) -> Result<(), Failure> {
+pub(crate) fn fold(entry: &mut Map<String, Value>, template_dir: &Path) -> Result<(), Failure> {
     let conflict = |key: &str, other: &'static str| (KeyPath::of(key), Problem::Conflict(other));
 
     let unset = |object: &mut Map<String, Value>| object.retain(|_, v| v.as_str() != Some(""));

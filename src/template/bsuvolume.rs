@@ -90,6 +90,8 @@ pub(crate) fn build(
     template_dir: &Path,
 ) -> Result<(VolumeConfig, Vec<String>), Failure> {
     let mut warnings = Vec::new();
+    // The bsu entry's conveniences (user_data_file, security_group_id…).
+    bsu::fold(&mut entry, template_dir)?;
     if let Some(volumes) = entry.remove("ebs_volumes") {
         if entry.contains_key("bsu_volumes") {
             return Err((KeyPath::of("ebs_volumes"), Problem::Conflict("bsu_volumes")));
@@ -161,6 +163,27 @@ pub(crate) fn build(
 
 #[cfg(test)]
 mod tests {
+    /// The conveniences of a bsu entry work here too: none is accepted and
+    /// then ignored.
+    #[test]
+    fn user_data_file_and_security_group_id_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("init.sh"), "#!/bin/sh\necho hi\n").unwrap();
+        let entry: super::Map<String, super::Value> = serde_json::from_value(serde_json::json!({
+            "vm_type": "tinav5.c2r4p2", "source_omi": "ami-12345678", "communicator": "none",
+            "user_data_file": "init.sh", "security_group_id": "sg-12345678",
+            "bsu_volumes": [{"device_name": "/dev/xvdf", "volume_size": 1}],
+        }))
+        .unwrap();
+        super::check_keys(&entry).unwrap();
+        let (config, _) = super::build(entry, dir.path()).unwrap();
+        assert_eq!(
+            config.bsu.run.user_data.as_ref().map(|u| u.as_str()),
+            Some("#!/bin/sh\necho hi\n")
+        );
+        assert_eq!(config.bsu.run.security_group_ids, ["sg-12345678"]);
+    }
+
     /// The schema lists exactly the keys the loader accepts.
     #[test]
     fn schema_matches_accepted_keys() {

@@ -169,6 +169,7 @@ pub(crate) fn build(
 ) -> Result<(ChrootConfig, Vec<String>), Failure> {
     let mut warnings = Vec::new();
     fold(&mut entry, &mut warnings)?;
+    super::bsu::fold(&mut entry, template_dir)?;
     let config = ChrootConfig {
         access: part(&entry)?,
         omi: part(&entry)?,
@@ -283,10 +284,9 @@ pub(crate) fn build(
     Ok((config, warnings))
 }
 
-/// Reads Amazon's names as OUTSCALE's, each with a warning; drops empty
-/// strings as the bsu entry does.
+/// Reads Amazon's names as OUTSCALE's, each with a warning (the bsu
+/// entry's conveniences are folded after).
 fn fold(entry: &mut Map<String, Value>, warnings: &mut Vec<String>) -> Result<(), Failure> {
-    entry.retain(|_, v| v.as_str() != Some(""));
     for (amazon, outscale) in AMAZON_KEYS {
         if let Some(value) = entry.remove(*amazon) {
             if entry.contains_key(*outscale) {
@@ -298,21 +298,11 @@ fn fold(entry: &mut Map<String, Value>, warnings: &mut Vec<String>) -> Result<()
             entry.insert(outscale.to_string(), value);
         }
     }
-    if let Some(Value::String(endpoint)) = entry.remove("oapi_custom_endpoint") {
-        if entry.contains_key("custom_endpoint_oapi") {
-            return Err((
-                KeyPath::of("oapi_custom_endpoint"),
-                Problem::Conflict("custom_endpoint_oapi"),
-            ));
-        }
-        entry.insert("custom_endpoint_oapi".into(), Value::String(endpoint));
-    }
     if let Some(Value::Array(devices)) = entry.get_mut("omi_block_device_mappings") {
         for (i, device) in devices.iter_mut().enumerate() {
             let Some(device) = device.as_object_mut() else {
                 continue;
             };
-            device.retain(|_, v| v.as_str() != Some(""));
             if let Some(value) = device.remove("delete_on_termination") {
                 if device.contains_key("delete_on_vm_deletion") {
                     let at = KeyPath::of("omi_block_device_mappings")
